@@ -1,0 +1,222 @@
+/**
+ * Every environment variable of SPEC §6, validated by one zod schema at start-up.
+ * A bad value stops the process with a message naming the variable.
+ */
+import { hostname } from "node:os";
+import { z } from "zod";
+import { IpSet } from "./event/ip.ts";
+import { DEFAULT_WEIGHTS } from "./scoring/categories.ts";
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`invalid configuration: ${variable} ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { error: "must be an integer" })
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+const str = (def: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, { error: "must not be empty" })
+    .optional()
+    .transform((v) => v ?? def);
+
+const optStr = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const url = (protocols: RegExp, def?: string) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (v) => {
+        try {
+          return protocols.test(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { error: `must be a URL (${protocols.source.replace(/[\^$]/g, "")})` },
+    )
+    .optional()
+    .transform((v) => v ?? def);
+
+const ipList = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const entries = (v ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    try {
+      IpSet.parse(entries);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
+const weights = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === "") return { ...DEFAULT_WEIGHTS };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: 'must be a JSON object like {"942":30,"941":25}' });
+      return z.NEVER;
+    }
+    const r = z
+      .record(
+        z.string().regex(/^\d{3}$/, { error: "keys must be three-digit CRS prefixes" }),
+        z.number().int().min(-1_000_000).max(1_000_000),
+      )
+      .safeParse(parsed);
+    if (!r.success) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a JSON object from three-digit prefix to integer points (${r.error.issues[0]?.message})`,
+      });
+      return z.NEVER;
+    }
+    // A null-prototype copy: keys like "__proto__" cannot reach Object.prototype.
+    return Object.assign(Object.create(null), r.data) as Record<string, number>;
+  });
+
+const thresholds = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const parts = (v ?? "80,60,40").split(",").map((s) => s.trim());
+    const nums = parts.map(Number);
+    if (
+      parts.length !== 3 ||
+      nums.some((n, i) => !/^-?\d+$/.test(parts[i] ?? "") || !Number.isSafeInteger(n))
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        message: "must be three integers: critical,high,medium (e.g. 80,60,40)",
+      });
+      return z.NEVER;
+    }
+    const [critical, high, medium] = nums as [number, number, number];
+    if (!(critical > high && high > medium)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "must be strictly decreasing: critical > high > medium",
+      });
+      return z.NEVER;
+    }
+    return { critical, high, medium };
+  });
+
+/** The schema: keys are the variable names, so every issue names its variable. */
+export const configSchema = z
+  .object({
+    REDIS_URL: url(/^rediss?:$/, "redis://localhost:6379"),
+    INFLUXDB_URL: url(/^https?:$/, "http://localhost:8086"),
+    INFLUXDB_TOKEN: optStr,
+    INFLUXDB_ORG: str("waf-org"),
+    INFLUXDB_BUCKET: str("waf-realtime"),
+    INFLUXDB_API: z
+      .enum(["v2", "v1"], { error: "must be v2 or v1" })
+      .optional()
+      .transform((v) => v ?? "v2"),
+    LOG_LEVEL: z
+      .string()
+      .optional()
+      .transform((v) => (v ?? "info").toLowerCase())
+      .pipe(
+        z.enum(["trace", "debug", "info", "warn", "error", "silent", "critical"], {
+          error: "must be one of trace, debug, info, warn, error, critical, silent",
+        }),
+      ),
+    STREAM_KEY: str("waf-realtime"),
+    STREAM_FIELD: str("event"),
+    CONSUMER_GROUP: str("realtime-processor"),
+    CONSUMER_NAME: str(`${hostname()}-${process.pid}`),
+    BATCH_SIZE: int(100, 1, 10_000),
+    BATCH_WINDOW_MS: int(50, 0, 60_000),
+    MAX_IN_FLIGHT: int(4, 1, 1000),
+    MAX_RETRIES: int(5, 0, 100),
+    CLAIM_IDLE_MS: int(60_000, 1000),
+    DLQ_STREAM_KEY: str("waf-realtime:dlq"),
+    DLQ_MAXLEN: int(100_000, 1),
+    MAX_RECORD_BYTES: int(1_048_576, 256, 5 * 1024 * 1024),
+    SCORING_WEIGHTS: weights,
+    SEVERITY_THRESHOLDS: thresholds,
+    MALICIOUS_IPS: ipList,
+    MALICIOUS_IPS_FILE: optStr,
+    ALLOWLIST_IPS: ipList,
+    REPUTATION_SET_KEY: optStr,
+    REPEAT_OFFENDER_THRESHOLD: int(0, 0),
+    REPEAT_OFFENDER_WINDOW_S: int(300, 1),
+    IP_MASKING: z
+      .enum(["off", "truncate", "hash"], { error: "must be off, truncate or hash" })
+      .optional()
+      .transform((v) => v ?? "off"),
+    IP_HASH_KEY: optStr,
+    ALERT_LIST_KEY: str("waf-alerts"),
+    ALERT_LIST_MAX: int(10_000, 1),
+    ALERT_LIST_TTL_S: int(604_800, 1),
+    ALERT_THROTTLE_S: int(300, 0),
+    PAGERDUTY_MIN_SEVERITY: int(90, 0),
+    SLACK_WEBHOOK_URL: url(/^https?:$/),
+    PAGERDUTY_ROUTING_KEY: optStr,
+    PAGERDUTY_EVENTS_URL: url(/^https?:$/, "https://events.pagerduty.com/v2/enqueue"),
+    ALERT_WEBHOOK_URL: url(/^https?:$/),
+    ALERT_WEBHOOK_SECRET: optStr,
+    SCORER_FUNCTION: optStr,
+    ALERT_FUNCTION: optStr,
+    HEALTH_PORT: int(8080, 0, 65_535),
+  })
+  .superRefine((c, ctx) => {
+    if (c.IP_MASKING === "hash" && !c.IP_HASH_KEY) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["IP_HASH_KEY"],
+        message: "is required when IP_MASKING=hash",
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+
+/**
+ * Validates the environment. Blank values count as unset.
+ * @throws ConfigError naming the first bad variable (all of them in the message).
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const v = env[key];
+    input[key] = v === undefined || v.trim() === "" ? undefined : v;
+  }
+  const r = configSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${String(i.path[0] ?? "config")} ${i.message}`);
+  const first = r.error.issues[0];
+  const err = new ConfigError(String(first?.path[0] ?? "config"), first?.message ?? "is invalid");
+  if (issues.length > 1) err.message = `invalid configuration: ${issues.join("; ")}`;
+  throw err;
+}

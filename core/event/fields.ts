@@ -1,0 +1,61 @@
+/** zod building blocks shared by the three format schemas. */
+import { z } from "zod";
+import { isIp } from "./ip.ts";
+
+/** A transaction ID: a non-blank string (or a number, which some producers emit). */
+export const txId = z
+  .union([z.string(), z.number()], {
+    error: (iss) => (iss.input === undefined ? "is missing" : "must be a string"),
+  })
+  .transform((v) => String(v))
+  .refine((v) => v.trim().length > 0, { error: "is empty" });
+
+/** `client_ip`: required, an IPv4 or IPv6 address. */
+export const clientIp = z
+  .string({ error: (iss) => (iss.input === undefined ? "is missing" : "must be a string") })
+  .refine(isIp, {
+    error: (iss) =>
+      `is not an IPv4 or IPv6 address: ${JSON.stringify(String(iss.input).slice(0, 64))}`,
+  });
+
+/** `anomaly_score` when present: a finite JSON number ≥ 0 (a numeric string is invalid), truncated. */
+export const anomalyScore = z
+  .number({ error: "must be a finite JSON number >= 0" })
+  .nonnegative({ error: "must be a finite JSON number >= 0" })
+  // Beyond 2^53 the value cannot be stored as the integer field the point needs.
+  .max(Number.MAX_SAFE_INTEGER, { error: "is out of range (above 2^53 - 1)" })
+  .transform((v) => Math.trunc(v))
+  .optional();
+
+export const optString = z.string().nullish();
+
+/** A rule ID as producers write it: a string (ModSecurity) or an integer (Coraza). */
+export const ruleId = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined ? undefined : String(v).trim() || undefined));
+
+/** Severity is read leniently: scoring maps integers and digit strings, anything else is 0 points. */
+export const severity = z.unknown();
+
+/** An HTTP status code; anything that is not an integer in 0–999 is treated as absent. */
+export const statusCode = z
+  .unknown()
+  .transform((v) =>
+    typeof v === "number" && Number.isInteger(v) && v >= 0 && v < 1000 ? v : undefined,
+  );
+
+/** `classification` of the envelope (any format may carry it): `{ track, rule_id }`. */
+export const classification = z
+  .object({
+    track: z.unknown(),
+    rule_id: z
+      .union([z.string(), z.number()])
+      .nullish()
+      .transform((v) =>
+        v === null || v === undefined ? undefined : String(v).trim() || undefined,
+      ),
+  })
+  .nullish();
+
+export type Classification = z.output<typeof classification>;

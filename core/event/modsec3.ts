@@ -1,0 +1,67 @@
+/**
+ * Format 2: ModSecurity v3 native JSON audit log (SPEC §2).
+ * `transaction.{unique_id (old versions: id), client_ip, time_stamp, request, response.http_code,
+ * producer, messages[].{message, details.{ruleId, severity, …}}}`; ruleId and severity are strings.
+ */
+import { z } from "zod";
+import {
+  anomalyScore,
+  classification,
+  clientIp,
+  optString,
+  ruleId,
+  severity,
+  statusCode,
+  txId,
+} from "./fields.ts";
+import { PRECISION_S, parseModsecTime } from "./time.ts";
+import type { WafEvent } from "./types.ts";
+
+const message = z.object({
+  message: optString,
+  details: z.object({ ruleId, severity, msg: optString }).nullish(),
+});
+
+export const modsec3Schema = z.object({
+  transaction: z.object({
+    unique_id: txId.optional(),
+    id: txId.optional(),
+    client_ip: clientIp,
+    time_stamp: z.unknown(),
+    anomaly_score: anomalyScore,
+    request: z
+      .object({
+        method: optString,
+        uri: optString,
+        hostname: optString,
+        http_version: z.union([z.string(), z.number()]).nullish(),
+      })
+      .nullish(),
+    response: z.object({ http_code: statusCode }).nullish(),
+    messages: z.array(message).nullish(),
+  }),
+  classification,
+});
+
+export function modsec3ToEvent(rec: z.output<typeof modsec3Schema>, txIdValue: string): WafEvent {
+  const tx = rec.transaction;
+  return {
+    format: "modsec3",
+    txId: txIdValue,
+    clientIp: tx.client_ip,
+    anomalyScore: tx.anomaly_score,
+    classificationRuleId: rec.classification?.rule_id,
+    messages: (tx.messages ?? []).map((m) => ({
+      ruleId: m.details?.ruleId,
+      severity: m.details?.severity,
+      message: m.message ?? undefined,
+      msg: m.details?.msg ?? undefined,
+    })),
+    timeNs: parseModsecTime(tx.time_stamp),
+    timePrecisionNs: PRECISION_S,
+    method: tx.request?.method ?? undefined,
+    uri: tx.request?.uri ?? undefined,
+    hostname: tx.request?.hostname ?? undefined,
+    responseCode: tx.response?.http_code,
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * Severity (SPEC §3): anomaly score + category weights (once per distinct category) +
+ * reputation bonus, not capped; level by thresholds; the reported `rule_id`; whether to alert.
+ */
+import type { WafEvent } from "../event/types.ts";
+import { anomalyScore } from "./anomaly.ts";
+import { categoryName, categoryOf, DEFAULT_WEIGHTS, isEvaluationRule } from "./categories.ts";
+import type { Reputation } from "./reputation.ts";
+
+export type SeverityLevel = "critical" | "high" | "medium" | "low";
+
+export interface ScoringConfig {
+  /** Points per category prefix (`SCORING_WEIGHTS`); prefixes not listed weigh 0. */
+  weights: Readonly<Record<string, number>>;
+  /** Lower bounds of critical, high, medium (`SEVERITY_THRESHOLDS`, default 80,60,40). */
+  thresholds: { critical: number; high: number; medium: number };
+  /** Points added for a known-malicious client IP (SPEC: +15). */
+  reputationPoints: number;
+}
+
+export const DEFAULT_SCORING: ScoringConfig = {
+  weights: DEFAULT_WEIGHTS,
+  thresholds: { critical: 80, high: 60, medium: 40 },
+  reputationPoints: 15,
+};
+
+export interface Score {
+  anomalyScore: number;
+  severity: number;
+  level: SeverityLevel;
+  ruleId: string;
+  /** Distinct category prefixes in order of first appearance. */
+  categoryPrefixes: string[];
+  /** Short names of those categories, deduplicated ("protocol" once for 920 and 921). */
+  categories: string[];
+  malicious: boolean;
+  allowlisted: boolean;
+  /** Critical and not allowlisted. */
+  alert: boolean;
+}
+
+export function levelOf(severity: number, t: ScoringConfig["thresholds"]): SeverityLevel {
+  if (severity >= t.critical) return "critical";
+  if (severity >= t.high) return "high";
+  if (severity >= t.medium) return "medium";
+  return "low";
+}
+
+function weightOf(prefix: string | undefined, weights: ScoringConfig["weights"]): number {
+  if (prefix === undefined || !Object.hasOwn(weights, prefix)) return 0;
+  return weights[prefix] ?? 0;
+}
+
+/**
+ * Scores a normalised event.
+ * @example
+ * // The SPEC §3 worked example: envelope with rule 942100, anomaly 65, IP not malicious.
+ * scoreEvent(event, DEFAULT_SCORING, Reputation.fromLists({})).severity // 95, "critical"
+ */
+export function scoreEvent(event: WafEvent, config: ScoringConfig, reputation: Reputation): Score {
+  const anomaly = anomalyScore(event);
+
+  const prefixes: string[] = [];
+  const addPrefix = (id: string | undefined) => {
+    if (id === undefined) return;
+    const p = categoryOf(id);
+    if (p !== undefined && !prefixes.includes(p)) prefixes.push(p);
+  };
+  for (const m of event.messages) addPrefix(m.ruleId);
+  addPrefix(event.classificationRuleId);
+
+  let weightSum = 0;
+  for (const p of prefixes) weightSum += weightOf(p, config.weights);
+
+  const verdict = reputation.verdict(event.clientIp);
+  const bonus = verdict.malicious && !verdict.allowlisted ? config.reputationPoints : 0;
+  const severity = anomaly + weightSum + bonus;
+  const level = levelOf(severity, config.thresholds);
+
+  let ruleId = event.classificationRuleId;
+  if (ruleId === undefined) {
+    let best: { id: string; weight: number } | undefined;
+    for (const m of event.messages) {
+      if (m.ruleId === undefined || isEvaluationRule(m.ruleId)) continue;
+      const w = weightOf(categoryOf(m.ruleId), config.weights);
+      if (best === undefined || w > best.weight) best = { id: m.ruleId, weight: w };
+    }
+    ruleId = best?.id ?? "none";
+  }
+
+  const categories: string[] = [];
+  for (const p of prefixes) {
+    const name = categoryName(p);
+    if (!categories.includes(name)) categories.push(name);
+  }
+
+  return {
+    anomalyScore: anomaly,
+    severity,
+    level,
+    ruleId,
+    categoryPrefixes: prefixes,
+    categories,
+    malicious: verdict.malicious,
+    allowlisted: verdict.allowlisted,
+    alert: level === "critical" && !verdict.allowlisted,
+  };
+}

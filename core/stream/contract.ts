@@ -1,0 +1,33 @@
+/**
+ * The wire contract between the stream reader and the scoring function (SPEC §5),
+ * and between the scoring function and the alert function (SPEC §4).
+ */
+
+/** One Redis Stream entry as the reader hands it to the scorer. */
+export interface StreamRecord {
+  /** The stream entry ID, e.g. `1700000000000-0`. Used as `itemIdentifier`. */
+  id: string;
+  /** The raw value of the `STREAM_FIELD` field (a JSON string, not yet parsed). */
+  data: string;
+  /** How many times this entry has been delivered (1 on first delivery). */
+  deliveryCount: number;
+}
+
+export interface ScoreRequest {
+  records: StreamRecord[];
+}
+
+export interface BatchItemFailure {
+  itemIdentifier: string;
+}
+
+export interface RejectedItem {
+  itemIdentifier: string;
+  reason: string;
+}
+
+/** Entries in neither list are done: point accepted and, when critical, alert durably queued. */
+export interface ScoreResponse {
+  batchItemFailures: BatchItemFailure[];
+  rejected: RejectedItem[];
+}
