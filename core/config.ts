@@ -86,6 +86,18 @@ const weights = z
       ctx.addIssue({ code: "custom", message: 'must be a JSON object like {"942":30,"941":25}' });
       return z.NEVER;
     }
+    // zod skips a "__proto__" key silently; refuse it (and any other odd key) by name instead.
+    const badKey =
+      parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+        ? Object.keys(parsed).find((k) => !/^\d{3}$/.test(k))
+        : undefined;
+    if (badKey !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `keys must be three-digit CRS prefixes (got ${JSON.stringify(badKey.slice(0, 20))})`,
+      });
+      return z.NEVER;
+    }
     const r = z
       .record(
         z.string().regex(/^\d{3}$/, { error: "keys must be three-digit CRS prefixes" }),

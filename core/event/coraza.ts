@@ -27,11 +27,13 @@ export const corazaSchema = z.object({
   transaction: z.object({
     id: txId,
     client_ip: clientIp,
-    timestamp: z.unknown(),
+    timestamp: z.unknown().optional(),
     // Not z.number(): a safe-integer check would reject every real Coraza record.
-    unix_timestamp: z.unknown(),
+    unix_timestamp: z.unknown().optional(),
     anomaly_score: anomalyScore,
-    request: z.object({ method: optString, uri: optString, host: z.unknown() }).nullish(),
+    request: z
+      .object({ method: optString, uri: optString, host: z.unknown().optional() })
+      .nullish(),
     response: z.object({ status: statusCode }).nullish(),
   }),
   messages: z.array(message).nullish(),

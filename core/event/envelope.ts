@@ -27,7 +27,9 @@ export const envelopeSchema = z.object({
     client_ip: clientIp,
     anomaly_score: anomalyScore,
     request: z.object({ uri: optString, method: optString, hostname: optString }).nullish(),
-    response: z.object({ http_code: z.unknown(), status: z.unknown() }).nullish(),
+    response: z
+      .object({ http_code: z.unknown().optional(), status: z.unknown().optional() })
+      .nullish(),
     messages: z.array(message).nullish(),
   }),
   classification,

@@ -36,11 +36,12 @@ export const ruleId = z
   .transform((v) => (v === null || v === undefined ? undefined : String(v).trim() || undefined));
 
 /** Severity is read leniently: scoring maps integers and digit strings, anything else is 0 points. */
-export const severity = z.unknown();
+export const severity = z.unknown().optional();
 
 /** An HTTP status code; anything that is not an integer in 0–999 is treated as absent. */
 export const statusCode = z
   .unknown()
+  .optional()
   .transform((v) =>
     typeof v === "number" && Number.isInteger(v) && v >= 0 && v < 1000 ? v : undefined,
   );
@@ -48,7 +49,7 @@ export const statusCode = z
 /** `classification` of the envelope (any format may carry it): `{ track, rule_id }`. */
 export const classification = z
   .object({
-    track: z.unknown(),
+    track: z.unknown().optional(),
     rule_id: z
       .union([z.string(), z.number()])
       .nullish()

@@ -27,7 +27,7 @@ export const modsec3Schema = z.object({
     unique_id: txId.optional(),
     id: txId.optional(),
     client_ip: clientIp,
-    time_stamp: z.unknown(),
+    time_stamp: z.unknown().optional(),
     anomaly_score: anomalyScore,
     request: z
       .object({

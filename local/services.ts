@@ -1,0 +1,551 @@
+/**
+ * Throwaway local servers for `npm start` and integration tests: Redis, VictoriaMetrics (the
+ * InfluxDB v2 write-API stand-in) and InfluxDB 1.x, each on a free loopback port with its data in
+ * a fresh temp dir. Real binaries, never mocks (SPEC §8).
+ *
+ * Lifecycle guarantees:
+ * - every server is a direct child of this Node process, so Node reaps it: in these containers
+ *   PID 1 does not, and a server stopped by anyone else can linger as a zombie;
+ * - no server outlives this process: a synchronous kill runs on process `exit`, and a tiny
+ *   watchdog (`sh` reading a pipe from us) kills the server when this process dies in a way that
+ *   runs no handler (SIGKILL, an unhandled SIGTERM);
+ * - servers do not keep the event loop alive: a script that forgets `stop()` still exits, and
+ *   its servers go with it.
+ *
+ * @example
+ * const redis = await startRedis();
+ * const client = new Redis(redis.url);
+ * // ...
+ * await redis.stop();
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants, rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+/** A server started by this module. */
+export interface RunningService {
+  /** Connection URL: `redis://[:password@]127.0.0.1:PORT` or `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** The client-facing TCP port; it stays the same across `restart()`/`up()`. */
+  readonly port: number;
+  /** Data directory (a temp dir unless one was passed in); it survives `restart()`/`down()`. */
+  readonly dir: string;
+  /** PID of the server while it runs, `undefined` while it is down. */
+  readonly pid: number | undefined;
+  /**
+   * Stops the server for good (SIGTERM, SIGKILL after ~5 s), then removes its temp dir (a dir
+   * passed in by the caller is left alone). Idempotent.
+   */
+  stop(): Promise<void>;
+  /**
+   * Stops the process and starts it again on the same port and data dir. Redis runs without
+   * persistence, so it comes back empty; VictoriaMetrics and InfluxDB keep their data.
+   */
+  restart(): Promise<void>;
+  /**
+   * Takes the server down but keeps its port number and data dir for a later `up()`: an outage
+   * for fault tests. `"SIGKILL"` simulates a crash instead of a clean shutdown. While down,
+   * another process could take the port; `up()` then fails with a clear error.
+   */
+  down(signal?: NodeJS.Signals): Promise<void>;
+  /** Brings a server taken `down()` (or one that crashed) back on the same port and dir. */
+  up(): Promise<void>;
+}
+
+/** A server binary is not installed. */
+export class MissingBinaryError extends Error {
+  override readonly name = "MissingBinaryError";
+  constructor(
+    readonly binary: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${binary} not found on PATH. Run \`node scripts/ensure-deps.mjs\` ` +
+        "(or `apt-get install redis-server victoria-metrics influxdb`).",
+      options,
+    );
+  }
+}
+
+/** A server did not become ready; `output` is the tail of what it printed. */
+export class ServiceStartError extends Error {
+  override readonly name = "ServiceStartError";
+  constructor(
+    readonly service: string,
+    reason: string,
+    readonly output: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${service} failed to start: ${reason}${output ? `\n--- ${service} output ---\n${output}` : ""}`,
+      options,
+    );
+  }
+}
+
+const LOOPBACK = "127.0.0.1";
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+const POLL_MS = 5;
+/** Enough of a server's output to explain a failure without keeping its whole log in memory. */
+const OUTPUT_TAIL_CHARS = 16_384;
+/** Bind races are rare; a few retries on a fresh port make them invisible. */
+const PORT_ATTEMPTS = 4;
+
+/**
+ * A TCP port that was free on 127.0.0.1 a moment ago. Another process may take it before you
+ * bind it; the `start*` functions retry on a new port when that happens.
+ */
+export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port as number;
+}
+
+/** Holds all sockets open until every port is known, so the kernel cannot hand out one twice. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, LOOPBACK, () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(
+      servers.map(
+        (s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())),
+      ),
+    );
+  }
+}
+
+/** Every service still running, for `stopAll()` and the exit handler. */
+const services = new Set<ManagedService>();
+
+/** Stops every server this process started (each as `stop()` does). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...services].map((s) => s.stop()));
+}
+
+let exitHandlerInstalled = false;
+function installExitHandler(): void {
+  if (exitHandlerInstalled) return;
+  exitHandlerInstalled = true;
+  // Only synchronous work is possible here: SIGKILL (no time for a graceful stop), then rmSync.
+  process.on("exit", () => {
+    for (const service of services) service.killSync();
+  });
+}
+
+/** Starts a throwaway Redis (no persistence), optionally with `requirepass`. */
+export async function startRedis(
+  opts: { password?: string; dir?: string } = {},
+): Promise<RunningService> {
+  const { password } = opts;
+  const auth = password === undefined ? "" : `:${encodeURIComponent(password)}@`;
+  return startService({
+    name: "redis-server",
+    dir: opts.dir,
+    portCount: 1,
+    url: ([port]) => `redis://${auth}${LOOPBACK}:${port}`,
+    command: ([port], dir) => ({
+      args: [
+        "--port",
+        String(port),
+        "--bind",
+        LOOPBACK,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir,
+        ...(password === undefined ? [] : ["--requirepass", password]),
+      ],
+    }),
+    // The log line proves that *our* process listens, which a probe of the port would not.
+    ready: async (proc) => proc.output().includes("Ready to accept connections"),
+  });
+}
+
+/**
+ * Starts a throwaway VictoriaMetrics: the InfluxDB v2 write API is at `${url}/api/v2/write`
+ * (token, org and bucket are ignored); read back with `test/readback.ts`.
+ */
+export async function startVictoriaMetrics(opts: { dir?: string } = {}): Promise<RunningService> {
+  return startService({
+    name: "victoria-metrics",
+    dir: opts.dir,
+    portCount: 1,
+    url: ([port]) => `http://${LOOPBACK}:${port}`,
+    command: ([port], dir) => ({
+      args: [
+        `-storageDataPath=${dir}`,
+        `-httpListenAddr=${LOOPBACK}:${port}`,
+        // Without it, points older than a month (replayed fixtures) are silently dropped.
+        "-retentionPeriod=100y",
+        // Otherwise the newest 30 s of samples are hidden from queries.
+        "-search.latencyOffset=0s",
+        "-loggerLevel=WARN",
+      ],
+    }),
+    ready: (_proc, [port]) => httpOk(`http://${LOOPBACK}:${port}/health`, 200),
+  });
+}
+
+/**
+ * Starts a throwaway InfluxDB 1.x (v1 API: `/write?db=`, `/query`); creates `database` when
+ * given. Its RPC (backup) port is a second free port, also kept across restarts.
+ */
+export async function startInfluxDB1(
+  opts: { dir?: string; database?: string } = {},
+): Promise<RunningService> {
+  const service = await startService({
+    name: "influxd",
+    dir: opts.dir,
+    portCount: 2,
+    url: ([port]) => `http://${LOOPBACK}:${port}`,
+    command: ([httpPort, rpcPort], dir) => ({
+      args: ["run", "-config", "/dev/null"],
+      env: {
+        INFLUXDB_META_DIR: path.join(dir, "meta"),
+        INFLUXDB_DATA_DIR: path.join(dir, "data"),
+        INFLUXDB_DATA_WAL_DIR: path.join(dir, "wal"),
+        INFLUXDB_HTTP_BIND_ADDRESS: `${LOOPBACK}:${httpPort}`,
+        INFLUXDB_BIND_ADDRESS: `${LOOPBACK}:${rpcPort}`,
+        INFLUXDB_REPORTING_DISABLED: "true",
+        INFLUXDB_MONITOR_STORE_ENABLED: "false",
+        // One log line per request would flood the pipe under load and bury start-up errors.
+        INFLUXDB_HTTP_LOG_ENABLED: "false",
+        INFLUXDB_DATA_QUERY_LOG_ENABLED: "false",
+      },
+    }),
+    ready: (_proc, [port]) => httpOk(`http://${LOOPBACK}:${port}/ping`, 204),
+  });
+  if (opts.database !== undefined) {
+    try {
+      const q = `CREATE DATABASE "${opts.database.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+      const res = await fetch(`${service.url}/query`, {
+        method: "POST",
+        body: new URLSearchParams({ q }),
+      });
+      const body = await res.text();
+      if (!res.ok || body.includes('"error"')) {
+        throw new Error(`CREATE DATABASE ${opts.database} answered ${res.status}: ${body}`);
+      }
+    } catch (err) {
+      await service.stop();
+      throw err;
+    }
+  }
+  return service;
+}
+
+interface ServiceSpec {
+  name: string;
+  dir: string | undefined;
+  portCount: number;
+  url(ports: number[]): string;
+  command(ports: number[], dir: string): { args: string[]; env?: Record<string, string> };
+  ready(proc: ServerProcess, ports: number[]): Promise<boolean>;
+}
+
+async function startService(spec: ServiceSpec): Promise<RunningService> {
+  const binary = findBinary(spec.name);
+  const ownsDir = spec.dir === undefined;
+  const dir = spec.dir ?? (await mkdtemp(path.join(os.tmpdir(), `waf-${spec.name}-`)));
+  installExitHandler();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const ports = await freePorts(spec.portCount);
+      const service = new ManagedService(spec, binary, ports, dir, ownsDir);
+      // Registered before it runs, so an exit during start-up kills it too.
+      services.add(service);
+      try {
+        await service.up();
+        return service;
+      } catch (err) {
+        services.delete(service);
+        if (!(err instanceof PortInUseError) || attempt >= PORT_ATTEMPTS) throw err;
+      }
+    }
+  } catch (err) {
+    if (ownsDir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+class PortInUseError extends ServiceStartError {}
+
+class ManagedService implements RunningService {
+  readonly url: string;
+  readonly port: number;
+  private proc: ServerProcess | undefined;
+  private stopped = false;
+  /** Lifecycle calls run one at a time, so a `stop()` during `up()` cannot leave a stray server. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly spec: ServiceSpec,
+    private readonly binary: string,
+    private readonly ports: number[],
+    readonly dir: string,
+    private readonly ownsDir: boolean,
+  ) {
+    this.url = spec.url(ports);
+    this.port = ports[0] as number;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.running ? this.proc.child.pid : undefined;
+  }
+
+  stop(): Promise<void> {
+    return this.serial(async () => {
+      if (this.stopped) return;
+      this.stopped = true;
+      await this.proc?.stop("SIGTERM");
+      this.proc = undefined;
+      // Only now: should this process exit mid-stop, the exit handler must still kill the server.
+      services.delete(this);
+      if (this.ownsDir) await rm(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  restart(): Promise<void> {
+    return this.serial(async () => {
+      await this.downNow("SIGTERM");
+      await this.upNow();
+    });
+  }
+
+  down(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    return this.serial(() => this.downNow(signal));
+  }
+
+  up(): Promise<void> {
+    return this.serial(() => this.upNow());
+  }
+
+  /** For the exit handler: nothing asynchronous runs after `exit`. */
+  killSync(): void {
+    this.proc?.killSync();
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 2 });
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(op);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async downNow(signal: NodeJS.Signals): Promise<void> {
+    this.assertNotStopped();
+    await this.proc?.stop(signal);
+    this.proc = undefined;
+  }
+
+  private async upNow(): Promise<void> {
+    this.assertNotStopped();
+    if (this.proc?.running) return;
+    const { args, env } = this.spec.command(this.ports, this.dir);
+    const proc = new ServerProcess(this.binary, args, env, this.ownsDir ? this.dir : undefined);
+    this.proc = proc;
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let reason = `not ready after ${READY_TIMEOUT_MS} ms`;
+    let cause: unknown;
+    while (Date.now() < deadline) {
+      if (!proc.running) {
+        reason = proc.exitReason();
+        cause = proc.spawnError;
+        break;
+      }
+      try {
+        // Re-check liveness: a probe could have been answered by someone else holding the port.
+        if ((await this.spec.ready(proc, this.ports)) && proc.running) {
+          proc.detach();
+          return;
+        }
+      } catch {
+        // Not listening yet.
+      }
+      await sleep(POLL_MS);
+    }
+    await proc.stop("SIGKILL");
+    this.proc = undefined;
+    if (cause && (cause as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new MissingBinaryError(this.spec.name, { cause });
+    }
+    const output = proc.output();
+    const where = `${LOOPBACK}:${this.ports.join(",")}`;
+    const ErrorType = /address already in use/i.test(output) ? PortInUseError : ServiceStartError;
+    throw new ErrorType(this.spec.name, `${reason} (on ${where}, dir ${this.dir})`, output, {
+      cause,
+    });
+  }
+
+  private assertNotStopped(): void {
+    if (this.stopped)
+      throw new Error(`${this.spec.name} on port ${this.port} was stopped for good`);
+  }
+}
+
+/** One run of a server binary: its output tail, its exit, and its watchdog. */
+class ServerProcess {
+  readonly child: ChildProcess;
+  spawnError: Error | undefined;
+  private exitCode: number | null = null;
+  private exitSignal: NodeJS.Signals | null = null;
+  private exited = false;
+  private readonly exitPromise: Promise<void>;
+  private tail = "";
+  private readonly watchdog: ChildProcess | undefined;
+
+  constructor(
+    binary: string,
+    args: string[],
+    env: Record<string, string> | undefined,
+    tempDir: string | undefined,
+  ) {
+    this.child = spawn(binary, args, {
+      env: { ...inheritedEnv(), ...env },
+      // stdin ignored: no server must ever wait for a terminal.
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.exitPromise = new Promise((resolve) => {
+      this.child.once("exit", (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        this.exited = true;
+        this.watchdog?.kill("SIGKILL");
+        resolve();
+      });
+      // A failed spawn emits 'error' and never 'exit'.
+      this.child.once("error", (err) => {
+        this.spawnError = err;
+        if (this.child.pid === undefined) {
+          this.exited = true;
+          resolve();
+        }
+      });
+    });
+    // Keep draining: a server blocks once a pipe nobody reads is full.
+    const keep = (chunk: Buffer) => {
+      this.tail = (this.tail + chunk.toString("utf8")).slice(-OUTPUT_TAIL_CHARS);
+    };
+    this.child.stdout?.on("data", keep);
+    this.child.stderr?.on("data", keep);
+    if (this.child.pid !== undefined) this.watchdog = spawnWatchdog(this.child.pid, tempDir);
+  }
+
+  get running(): boolean {
+    return !this.exited;
+  }
+
+  output(): string {
+    return this.tail;
+  }
+
+  exitReason(): string {
+    if (this.spawnError) return this.spawnError.message;
+    return this.exitSignal ? `exited on ${this.exitSignal}` : `exited with code ${this.exitCode}`;
+  }
+
+  /** Once ready, the server must not keep this process alive on its own. */
+  detach(): void {
+    this.child.unref();
+    for (const stream of [this.child.stdout, this.child.stderr])
+      (stream as net.Socket | null)?.unref?.();
+  }
+
+  /** Signals the server and waits for Node to reap it; SIGKILL after the grace period. */
+  async stop(signal: NodeJS.Signals): Promise<void> {
+    if (this.exited) return;
+    // Disarm the watchdog first: it must only fire when this process is gone.
+    this.watchdog?.kill("SIGKILL");
+    this.child.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.exitPromise.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), STOP_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.child.kill("SIGKILL");
+      await this.exitPromise;
+    }
+  }
+
+  killSync(): void {
+    if (this.exited) return;
+    this.watchdog?.kill("SIGKILL");
+    this.child.kill("SIGKILL");
+  }
+}
+
+/**
+ * A `sh` that blocks reading a pipe only we hold open. When this process dies by any means, the
+ * kernel closes the pipe, `read` returns, and the watchdog kills the server and removes its temp
+ * dir. Detached, so a Ctrl-C meant for us does not take the watchdog down before the server.
+ */
+function spawnWatchdog(pid: number, tempDir: string | undefined): ChildProcess | undefined {
+  const script =
+    'read _; kill -9 "$1" 2>/dev/null; if [ -n "$2" ]; then sleep 0.2; rm -rf -- "$2"; fi';
+  try {
+    const watchdog = spawn("sh", ["-c", script, "waf-watchdog", String(pid), tempDir ?? ""], {
+      stdio: ["pipe", "ignore", "ignore"],
+      detached: true,
+    });
+    watchdog.on("error", () => {
+      // Best effort: the exit handler still covers normal exits.
+    });
+    watchdog.unref();
+    (watchdog.stdin as net.Socket | null)?.unref?.();
+    watchdog.stdin?.on("error", () => undefined);
+    return watchdog;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The parent's environment minus INFLUXDB_*: our own config vars (INFLUXDB_URL, …) would reach influxd. */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("INFLUXDB_")) env[key] = value;
+  }
+  return env;
+}
+
+function findBinary(name: string): string {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this PATH entry.
+    }
+  }
+  throw new MissingBinaryError(name);
+}
+
+async function httpOk(url: string, status: number): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+  await res.arrayBuffer();
+  return res.status === status;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
