@@ -40,7 +40,7 @@ const optStr = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
-const url = (protocols: RegExp, def?: string) =>
+const url = <D extends string | undefined = undefined>(protocols: RegExp, def?: D) =>
   z
     .string()
     .trim()
@@ -55,7 +55,7 @@ const url = (protocols: RegExp, def?: string) =>
       { error: `must be a URL (${protocols.source.replace(/[\^$]/g, "")})` },
     )
     .optional()
-    .transform((v) => v ?? def);
+    .transform((v): string | D => v ?? (def as D));
 
 const ipList = z
   .string()

@@ -1,0 +1,104 @@
+/**
+ * The scoring function (SPEC §5): `{ records: [{ id, data, deliveryCount }] }` in,
+ * `{ batchItemFailures, rejected }` out. Middleware first, the use case last.
+ */
+import { readFileSync } from "node:fs";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import middy from "@middy/core";
+import type { Context } from "aws-lambda";
+import { z } from "zod";
+import type { AlertQueue } from "../core/alert/dispatch.ts";
+import type { Config } from "../core/config.ts";
+import type { PointWriter } from "../core/metrics/writer.ts";
+import { maskIp } from "../core/privacy/privacy.ts";
+import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
+import { processBatch } from "../core/scoring-batch.ts";
+import type { ScoreResponse } from "../core/stream/contract.ts";
+import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
+import { createLogger, runtimeConfig } from "./shared/runtime.ts";
+
+export interface ScoreDeps {
+  settings: ScorerSettings;
+  writer: PointWriter;
+  alerts: AlertQueue;
+  logger: Logger;
+}
+
+const requestSchema = z.object({
+  records: z.array(
+    z.object({
+      id: z.string().min(1),
+      data: z.string(),
+      deliveryCount: z.number().int().nonnegative(),
+    }),
+  ),
+});
+
+/** Thrown for a payload that is not a batch: a reader bug, so the invocation fails whole. */
+export class InvalidBatchError extends Error {
+  constructor(detail: string) {
+    super(`invalid scoring request: ${detail}`);
+    this.name = "InvalidBatchError";
+  }
+}
+
+export function createHandler(deps: ScoreDeps) {
+  const { logger, settings } = deps;
+  return middy<unknown, ScoreResponse, Error, Context>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event) => {
+      const parsed = requestSchema.safeParse(event);
+      if (!parsed.success) {
+        throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
+      }
+      const { batchItemFailures, rejected, summary } = await processBatch(parsed.data, {
+        settings,
+        writer: deps.writer,
+        alerts: deps.alerts,
+        onScored: (id, ev, score) => {
+          const fields = {
+            stream_id: id,
+            tx_id: ev.txId,
+            client_ip: maskIp(ev.clientIp, settings.privacy),
+            severity: score.severity,
+            severity_level: score.level,
+            rule_id: score.ruleId,
+          };
+          if (score.alert) logger.info("critical event", fields);
+          else logger.debug("event scored", fields);
+        },
+        onRejected: (id, reason) => logger.warn("record rejected", { stream_id: id, reason }),
+        onFailed: (id, reason) => logger.warn("record failed", { stream_id: id, reason }),
+      });
+      logger.info("batch scored", { records: parsed.data.records.length, ...summary });
+      return { batchItemFailures, rejected };
+    });
+}
+
+function readIpFile(path: string | undefined): string[] {
+  return path ? readFileSync(path, "utf8").split(/\r?\n/) : [];
+}
+
+/** The live dependencies, from the environment. */
+export async function liveDeps(config?: Config): Promise<ScoreDeps> {
+  const c = config ?? (await runtimeConfig());
+  const logger = createLogger("waf-scorer", c.LOG_LEVEL);
+  if (!c.ALERT_FUNCTION)
+    logger.warn("ALERT_FUNCTION is not set: critical events cannot be alerted");
+  return {
+    settings: scorerSettingsFrom(c, { maliciousEntries: readIpFile(c.MALICIOUS_IPS_FILE) }),
+    writer: createPointWriter(c, logger),
+    alerts: createAlertQueue(new LambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
+    logger,
+  };
+}
+
+let live: Promise<ReturnType<typeof createHandler>> | undefined;
+
+/** The Lambda entry point; dependencies are built on the first invocation and reused. */
+export const handler = async (event: unknown, context: Context): Promise<ScoreResponse> => {
+  live ??= liveDeps().then(createHandler);
+  return (await live)(event, context);
+};
