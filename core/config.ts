@@ -201,6 +201,8 @@ export const configSchema = z
     SCORER_FUNCTION: optStr,
     ALERT_FUNCTION: optStr,
     HEALTH_PORT: int(8080, 0, 65_535),
+    /** How long the reader drains in-flight batches after SIGTERM (ECS stopTimeout must exceed it). */
+    DRAIN_TIMEOUT_MS: int(25_000, 0, 600_000),
   })
   .superRefine((c, ctx) => {
     if (c.IP_MASKING === "hash" && !c.IP_HASH_KEY) {

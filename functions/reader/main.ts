@@ -9,9 +9,6 @@ import { StreamReader } from "../../core/stream/reader.ts";
 import { createLogger, createRedis, runtimeConfig } from "../shared/runtime.ts";
 import { createLambdaInvoker } from "./invoker.ts";
 
-/** Drain budget after SIGTERM; ECS's stopTimeout must exceed it (infra/stages.ts). */
-export const DRAIN_TIMEOUT_MS = 25_000;
-
 async function main(): Promise<void> {
   const config = await runtimeConfig();
   const logger = createLogger("waf-reader", config.LOG_LEVEL);
@@ -46,7 +43,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("stopping: draining in-flight batches", { signal });
-    await reader.stop(DRAIN_TIMEOUT_MS);
+    await reader.stop(config.DRAIN_TIMEOUT_MS);
     logger.info("stopped", { ...reader.stats() });
     await Promise.allSettled([redis.quit(), blockingRedis.quit()]);
     lambda.destroy();

@@ -12,6 +12,7 @@ const SECRETS: Record<string, string> = {
   InfluxToken: "INFLUXDB_TOKEN",
   SlackWebhookUrl: "SLACK_WEBHOOK_URL",
   PagerDutyRoutingKey: "PAGERDUTY_ROUTING_KEY",
+  AlertWebhookUrl: "ALERT_WEBHOOK_URL",
   AlertWebhookSecret: "ALERT_WEBHOOK_SECRET",
   IpHashKey: "IP_HASH_KEY",
   RedisUrl: "REDIS_URL",

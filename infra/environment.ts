@@ -1,0 +1,72 @@
+/**
+ * The non-secret configuration each runtime gets, as SPEC §6 environment variables built from
+ * the stage's settings. Pure (no SST import), so `environment.test.ts` can check it.
+ * Values that only exist after deploy (function names, a managed InfluxDB's URL) and secrets
+ * (linked `sst.Secret`s, read at runtime as `Resource.<Name>.value`) are added by the infra files.
+ *
+ * Metric contract: every custom metric is published in EMF (Powertools Metrics) under
+ * {@link METRICS_NAMESPACE} with exactly the dimensions `service` (Powertools adds it from
+ * `POWERTOOLS_SERVICE_NAME`) and `stage` (from `STAGE`); the alarms match those two dimensions.
+ */
+import { drainSeconds, type StageConfig } from "./stages.ts";
+
+export const METRICS_NAMESPACE = "WafEventProcessor";
+
+export const SERVICE_NAMES = {
+  reader: "waf-reader",
+  scorer: "waf-scorer",
+  alerter: "waf-alerter",
+} as const;
+
+function common(cfg: StageConfig, service: string): Record<string, string> {
+  return {
+    LOG_LEVEL: cfg.logLevel,
+    STAGE: cfg.stage,
+    POWERTOOLS_SERVICE_NAME: service,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+  };
+}
+
+/** The stream reader (Fargate). `SCORER_FUNCTION` is added by `infra/reader.ts`. */
+export function readerEnvironment(cfg: StageConfig): Record<string, string> {
+  const { stream, reader } = cfg;
+  return {
+    ...common(cfg, SERVICE_NAMES.reader),
+    STREAM_KEY: stream.key,
+    STREAM_FIELD: stream.field,
+    CONSUMER_GROUP: stream.group,
+    DLQ_STREAM_KEY: stream.dlqKey,
+    DLQ_MAXLEN: String(stream.dlqMaxLen),
+    BATCH_SIZE: String(reader.batchSize),
+    BATCH_WINDOW_MS: String(reader.batchWindowMs),
+    MAX_IN_FLIGHT: String(reader.maxInFlight),
+    MAX_RETRIES: String(reader.maxRetries),
+    CLAIM_IDLE_MS: String(reader.claimIdleMs),
+    MAX_RECORD_BYTES: String(reader.maxRecordBytes),
+    HEALTH_PORT: String(reader.healthPort),
+    // how long a SIGTERMed task waits for in-flight invocations: the scorer's timeout + margin,
+    // below ECS's stopTimeout (not in SPEC §6 yet: the reader reads it once it is configurable)
+    DRAIN_TIMEOUT_MS: String(drainSeconds(cfg) * 1000),
+  };
+}
+
+/** The scoring function. `INFLUXDB_URL` and `ALERT_FUNCTION` are added by `infra/scorer.ts`. */
+export function scorerEnvironment(cfg: StageConfig): Record<string, string> {
+  return {
+    ...common(cfg, SERVICE_NAMES.scorer),
+    INFLUXDB_ORG: cfg.influx.org,
+    INFLUXDB_BUCKET: cfg.influx.bucket,
+    INFLUXDB_API: cfg.influx.api,
+    MAX_RECORD_BYTES: String(cfg.reader.maxRecordBytes),
+    IP_MASKING: cfg.ipMasking,
+  };
+}
+
+/** The alert function. */
+export function alerterEnvironment(cfg: StageConfig): Record<string, string> {
+  return {
+    ...common(cfg, SERVICE_NAMES.alerter),
+    ALERT_LIST_KEY: cfg.stream.alertListKey,
+    IP_MASKING: cfg.ipMasking,
+  };
+}

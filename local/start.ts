@@ -1,0 +1,149 @@
+/**
+ * `npm start`: the whole pipeline on this machine (SPEC §7). Throwaway Redis and
+ * VictoriaMetrics (or InfluxDB 1.x with INFLUXDB_API=v1) unless REDIS_URL / INFLUXDB_URL are
+ * set; the local Lambda runtime hosting the scoring and alert functions; the stream reader.
+ * Prints a one-line live summary; Ctrl-C drains and stops everything.
+ *
+ *   npm start                 the pipeline, waiting for records on the stream
+ *   npm start -- --demo       also feeds real fixture records and a steady demo mix
+ *   npm start -- --logs       stream the processes' JSON logs here instead of the summary
+ */
+import { spawn } from "node:child_process";
+import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
+import { ConfigError, loadConfig } from "../core/config.ts";
+import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
+import { type Stack, startStack } from "./stack.ts";
+
+const args = new Set(process.argv.slice(2));
+const demo = args.has("--demo");
+const showLogs = args.has("--logs");
+const logDir = resolve(process.env.WAF_LOG_DIR ?? ".tmp/logs");
+
+function unset(name: string): boolean {
+  return (process.env[name] ?? "").trim() === "";
+}
+
+async function groupInfo(redis: Redis, stream: string, group: string) {
+  try {
+    const groups = (await redis.xinfo("GROUPS", stream)) as unknown[][];
+    for (const g of groups) {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < g.length; i += 2) o[String(g[i])] = g[i + 1];
+      if (o.name === group) {
+        return {
+          read: Number(o["entries-read"] ?? 0),
+          pending: Number(o.pending ?? 0),
+          lag: o.lag === null ? NaN : Number(o.lag ?? 0),
+        };
+      }
+    }
+  } catch {
+    // The stream may not exist yet.
+  }
+  return { read: 0, pending: 0, lag: 0 };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env); // fail fast, naming the variable
+  const influxApi = config.INFLUXDB_API;
+  console.log("waf: starting the local pipeline…");
+  const stack: Stack = await startStack({
+    redisUrl: unset("REDIS_URL") ? undefined : config.REDIS_URL,
+    influxUrl: unset("INFLUXDB_URL") ? undefined : config.INFLUXDB_URL,
+    influxApi,
+    logDir,
+    env: { CONSUMER_NAME: process.env.CONSUMER_NAME ?? "local-reader" },
+  });
+  const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
+  const redisShown = stack.redisUrl.replace(/\/\/[^@/]*@/, "//***@");
+  console.log(
+    [
+      `  Redis       ${redisShown}${stack.services.redis ? " (throwaway)" : ""}`,
+      `  InfluxDB    ${stack.influxUrl} (${influxApi} API${stack.services.influx ? `, throwaway ${influxApi === "v1" ? "InfluxDB 1.x" : "VictoriaMetrics"}` : ""}, bucket ${config.INFLUXDB_BUCKET})`,
+      `  Invoke API  ${stack.lambdaUrl} (functions waf-scorer, waf-alerter)`,
+      `  logs        ${logDir}/{reader,runtime}.log`,
+      `  send        redis-cli -u ${redisShown} XADD ${config.STREAM_KEY} '*' ${config.STREAM_FIELD} '<audit record JSON>'`,
+      `  alerts      redis-cli -u ${redisShown} LRANGE ${config.ALERT_LIST_KEY} 0 9`,
+      "  Ctrl-C stops everything.",
+    ].join("\n"),
+  );
+
+  let tail: ReturnType<typeof spawn> | undefined;
+  if (showLogs) {
+    tail = spawn(
+      "tail",
+      ["-n", "0", "-F", join(logDir, "reader.log"), join(logDir, "runtime.log")],
+      {
+        stdio: ["ignore", "inherit", "inherit"],
+      },
+    );
+  }
+
+  let feeder: NodeJS.Timeout | undefined;
+  if (demo) {
+    const fixtures = fixtureRecords();
+    const p = redis.pipeline();
+    for (const rec of fixtures) p.xadd(config.STREAM_KEY, "*", config.STREAM_FIELD, rec);
+    await p.exec();
+    console.log(
+      `  demo        ${fixtures.length} real fixture records sent, then 20 demo records/s`,
+    );
+    let n = 0;
+    feeder = setInterval(() => {
+      const batch = redis.pipeline();
+      for (let i = 0; i < 4; i++)
+        batch.xadd(config.STREAM_KEY, "*", config.STREAM_FIELD, syntheticRecord(n++, Date.now()));
+      batch.exec().catch(() => undefined);
+    }, 200);
+  }
+
+  let last = await groupInfo(redis, config.STREAM_KEY, config.CONSUMER_GROUP);
+  let lastAt = Date.now();
+  const tty = process.stdout.isTTY && !showLogs;
+  const summary = setInterval(
+    async () => {
+      try {
+        const now = Date.now();
+        const g = await groupInfo(redis, config.STREAM_KEY, config.CONSUMER_GROUP);
+        const [alerts, dlq] = await Promise.all([
+          redis.llen(config.ALERT_LIST_KEY),
+          redis.xlen(config.DLQ_STREAM_KEY).catch(() => 0),
+        ]);
+        const done = g.read - g.pending;
+        const rate = ((done - (last.read - last.pending)) * 1000) / Math.max(1, now - lastAt);
+        last = g;
+        lastAt = now;
+        const line = `events/s ${rate.toFixed(0).padStart(6)} | processed ${done} | alerts ${alerts} | dlq ${dlq} | lag ${Number.isNaN(g.lag) ? "?" : g.lag} | pending ${g.pending}`;
+        if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+        else if (!showLogs) console.log(line);
+      } catch {
+        // Summary is best effort; the pipeline's own logs tell what is wrong.
+      }
+    },
+    tty ? 1000 : 5000,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(summary);
+    if (feeder) clearInterval(feeder);
+    if (tty) process.stdout.write("\n");
+    console.log(`waf: ${signal}: draining the reader and stopping…`);
+    tail?.kill();
+    await redis.quit().catch(() => undefined);
+    await stack.stop();
+    console.log("waf: stopped.");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(`waf: ${err.message}`);
+  else console.error(`waf: could not start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

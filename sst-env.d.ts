@@ -1,0 +1,69 @@
+/* Hand-written in the shape `sst deploy` / `sst dev` generate (committed: CI never deploys). */
+/* Keep in step with the links in infra/: a name here is linked to at least one runtime. */
+/* tslint:disable */
+/* eslint-disable */
+/* deno-fmt-ignore-file */
+
+import "sst"
+export {}
+declare module "sst" {
+  export interface Resource {
+    /** Linked to the Scorer: invoke it with InvocationType "Event" (ALERT_FUNCTION holds the same name). */
+    "Alerter": {
+      "name": string
+      "type": "sst.aws.Function"
+    }
+    /** Generic alert webhook HMAC key (ALERT_WEBHOOK_SECRET); "" = unsigned. Alerter. */
+    "AlertWebhookSecret": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /** Generic alert webhook URL (ALERT_WEBHOOK_URL); "" = channel off. Alerter. */
+    "AlertWebhookUrl": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /** InfluxDB API token (INFLUXDB_TOKEN). Scorer. */
+    "InfluxToken": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /** IP_HASH_KEY for IP_MASKING=hash; "" on stages that do not hash. Scorer, Alerter. */
+    "IpHashKey": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /** PAGERDUTY_ROUTING_KEY; "" = channel off. Alerter. */
+    "PagerDutyRoutingKey": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /**
+     * Managed Redis (stages with redis.mode "managed"): TLS is required, so connect to
+     * `rediss://${username}:${password}@${host}:${port}`. Exactly one of Redis / RedisUrl is
+     * linked on a stage: test with `"Redis" in Resource`. Reader, Scorer, Alerter.
+     */
+    "Redis": {
+      "host": string
+      "password": string
+      "port": number
+      "type": "sst.aws.Redis"
+      "username": string
+    }
+    /** External Redis URL (REDIS_URL) on stages with redis.mode "external" (production). Reader, Scorer, Alerter. */
+    "RedisUrl": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+    /** Linked to the Reader (SCORER_FUNCTION holds the same name). */
+    "Scorer": {
+      "name": string
+      "type": "sst.aws.Function"
+    }
+    /** SLACK_WEBHOOK_URL; "" = channel off. Alerter. */
+    "SlackWebhookUrl": {
+      "type": "sst.sst.Secret"
+      "value": string
+    }
+  }
+}
