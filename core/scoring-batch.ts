@@ -54,6 +54,7 @@ export async function processBatch(
     if (line === undefined) {
       const reason = "internal: point has no fields";
       rejected.push({ itemIdentifier: record.id, reason });
+      deps.onRejected?.(record.id, reason);
       continue;
     }
     lines.push({ key: record.id, line });
@@ -64,6 +65,12 @@ export async function processBatch(
   const accepted: string[] = [];
   if (lines.length > 0) {
     const outcomes = await deps.writer.write(lines);
+    // A line the writer gave no outcome is not known to be stored: never report it done.
+    const answered = new Set(outcomes.map((o) => o.key));
+    for (const l of lines) {
+      if (!answered.has(l.key))
+        failed.set(l.key, "InfluxDB write failed: no outcome for the point");
+    }
     for (const o of outcomes) {
       if (o.status === "accepted") accepted.push(o.key);
       else if (o.status === "rejected") {

@@ -67,7 +67,10 @@ export function createHandler(deps: AlertDeps) {
         });
       }
       // Channels never hold back the list; their failures are theirs to log and retry.
-      const results = await Promise.allSettled(deps.notifiers.map((n) => n.notify(listed)));
+      const results =
+        listed.length === 0
+          ? []
+          : await Promise.allSettled(deps.notifiers.map((n) => n.notify(listed)));
       results.forEach((r, i) => {
         if (r.status === "rejected") {
           logger.error("notification channel failed", {

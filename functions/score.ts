@@ -5,6 +5,8 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
@@ -17,6 +19,7 @@ import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
 import { processBatch } from "../core/scoring-batch.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
+import { createMetrics } from "./shared/metrics.ts";
 import { createLogger, runtimeConfig } from "./shared/runtime.ts";
 
 export interface ScoreDeps {
@@ -24,7 +27,16 @@ export interface ScoreDeps {
   writer: PointWriter;
   alerts: AlertQueue;
   logger: Logger;
+  /** CloudWatch EMF metrics (functions/shared/metrics.ts); optional in tests. */
+  metrics?: Metrics;
 }
+
+const LEVEL_METRIC = {
+  critical: "SeverityCritical",
+  high: "SeverityHigh",
+  medium: "SeverityMedium",
+  low: "SeverityLow",
+} as const;
 
 const requestSchema = z.object({
   records: z.array(
@@ -45,36 +57,50 @@ export class InvalidBatchError extends Error {
 }
 
 export function createHandler(deps: ScoreDeps) {
-  const { logger, settings } = deps;
-  return middy<unknown, ScoreResponse, Error, Context>()
-    .use(injectLambdaContext(logger))
-    .handler(async (event) => {
-      const parsed = requestSchema.safeParse(event);
-      if (!parsed.success) {
-        throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
-      }
-      const { batchItemFailures, rejected, summary } = await processBatch(parsed.data, {
-        settings,
-        writer: deps.writer,
-        alerts: deps.alerts,
-        onScored: (id, ev, score) => {
-          const fields = {
-            stream_id: id,
-            tx_id: ev.txId,
-            client_ip: maskIp(ev.clientIp, settings.privacy),
-            severity: score.severity,
-            severity_level: score.level,
-            rule_id: score.ruleId,
-          };
-          if (score.alert) logger.info("critical event", fields);
-          else logger.debug("event scored", fields);
-        },
-        onRejected: (id, reason) => logger.warn("record rejected", { stream_id: id, reason }),
-        onFailed: (id, reason) => logger.warn("record failed", { stream_id: id, reason }),
-      });
-      logger.info("batch scored", { records: parsed.data.records.length, ...summary });
-      return { batchItemFailures, rejected };
+  const { logger, settings, metrics } = deps;
+  const chain = middy<unknown, ScoreResponse, Error, Context>().use(injectLambdaContext(logger));
+  if (metrics) chain.use(logMetrics(metrics));
+  return chain.handler(async (event) => {
+    const started = Date.now();
+    const parsed = requestSchema.safeParse(event);
+    if (!parsed.success) {
+      throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
+    }
+    const levels = { critical: 0, high: 0, medium: 0, low: 0 };
+    const { batchItemFailures, rejected, summary } = await processBatch(parsed.data, {
+      settings,
+      writer: deps.writer,
+      alerts: deps.alerts,
+      onScored: (id, ev, score) => {
+        levels[score.level]++;
+        const fields = {
+          stream_id: id,
+          tx_id: ev.txId,
+          client_ip: maskIp(ev.clientIp, settings.privacy),
+          severity: score.severity,
+          severity_level: score.level,
+          rule_id: score.ruleId,
+        };
+        if (score.alert) logger.info("critical event", fields);
+        else logger.debug("event scored", fields);
+      },
+      onRejected: (id, reason) => logger.warn("record rejected", { stream_id: id, reason }),
+      onFailed: (id, reason) => logger.warn("record failed", { stream_id: id, reason }),
     });
+    logger.info("batch scored", { records: parsed.data.records.length, ...summary });
+    if (metrics) {
+      const processed = parsed.data.records.length - summary.rejected - summary.failed;
+      metrics.addMetric("EventsProcessed", MetricUnit.Count, processed);
+      metrics.addMetric("EventsRejected", MetricUnit.Count, summary.rejected);
+      metrics.addMetric("EventsFailed", MetricUnit.Count, summary.failed);
+      metrics.addMetric("AlertsQueued", MetricUnit.Count, summary.alerts);
+      metrics.addMetric("BatchLatencyMs", MetricUnit.Milliseconds, Date.now() - started);
+      for (const [level, n] of Object.entries(levels)) {
+        metrics.addMetric(LEVEL_METRIC[level as keyof typeof LEVEL_METRIC], MetricUnit.Count, n);
+      }
+    }
+    return { batchItemFailures, rejected };
+  });
 }
 
 function readIpFile(path: string | undefined): string[] {
@@ -92,6 +118,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
     writer: createPointWriter(c, logger),
     alerts: createAlertQueue(new LambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
     logger,
+    metrics: createMetrics("waf-scorer"),
   };
 }
 

@@ -38,6 +38,8 @@ export interface Stack {
   readonly influxUrl: string;
   readonly influxApi: "v1" | "v2";
   readonly lambdaUrl: string;
+  /** The reader's health endpoint (`GET /healthz`), once it runs. */
+  healthUrl(): string | undefined;
   readonly services: { redis?: RunningService; influx?: RunningService };
   reader(): ChildProcess;
   runtime(): ChildProcess;
@@ -100,6 +102,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ...process.env,
     SCORER_FUNCTION: "waf-scorer",
     ALERT_FUNCTION: "waf-alerter",
+    // Several stacks share a machine in tests: a free port unless one is asked for.
+    HEALTH_PORT: "0",
     ...opts.env,
     REDIS_URL: redisUrl,
     INFLUXDB_URL: influxUrl,
@@ -115,6 +119,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
 
   let runtime: ChildProcess | undefined;
+  let healthPort: number | undefined;
   let reader: ChildProcess | undefined;
   const spawnTs = (name: string, file: string, useTsx: boolean): ChildProcess => {
     const log = openSync(join(opts.logDir, `${name}.log`), "a");
@@ -155,8 +160,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const onExit = (code: number | null) =>
         rej(new Error(`reader exited with ${code} (see ${join(opts.logDir, "reader.log")})`));
       child.once("exit", onExit);
-      child.on("message", (m: { ready?: boolean }) => {
+      child.on("message", (m: { ready?: boolean; healthPort?: number }) => {
         if (m?.ready) {
+          healthPort = m.healthPort;
           child.off("exit", onExit);
           res();
         }
@@ -180,6 +186,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     influxUrl,
     influxApi,
     lambdaUrl,
+    healthUrl: () => (healthPort ? `http://127.0.0.1:${healthPort}/healthz` : undefined),
     services,
     reader: () => reader as ChildProcess,
     runtime: () => runtime as ChildProcess,

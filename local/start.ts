@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../core/config.ts";
+import { streamStatus } from "../core/stream/status.ts";
 import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
 import { type Stack, startStack } from "./stack.ts";
 
@@ -22,26 +23,6 @@ const logDir = resolve(process.env.WAF_LOG_DIR ?? ".tmp/logs");
 
 function unset(name: string): boolean {
   return (process.env[name] ?? "").trim() === "";
-}
-
-async function groupInfo(redis: Redis, stream: string, group: string) {
-  try {
-    const groups = (await redis.xinfo("GROUPS", stream)) as unknown[][];
-    for (const g of groups) {
-      const o: Record<string, unknown> = {};
-      for (let i = 0; i + 1 < g.length; i += 2) o[String(g[i])] = g[i + 1];
-      if (o.name === group) {
-        return {
-          read: Number(o["entries-read"] ?? 0),
-          pending: Number(o.pending ?? 0),
-          lag: o.lag === null ? NaN : Number(o.lag ?? 0),
-        };
-      }
-    }
-  } catch {
-    // The stream may not exist yet.
-  }
-  return { read: 0, pending: 0, lag: 0 };
 }
 
 async function main(): Promise<void> {
@@ -98,23 +79,27 @@ async function main(): Promise<void> {
     }, 200);
   }
 
-  let last = await groupInfo(redis, config.STREAM_KEY, config.CONSUMER_GROUP);
+  const status = () =>
+    streamStatus(redis, {
+      streamKey: config.STREAM_KEY,
+      group: config.CONSUMER_GROUP,
+      dlqKey: config.DLQ_STREAM_KEY,
+    });
+  let last = await status();
   let lastAt = Date.now();
   const tty = process.stdout.isTTY && !showLogs;
   const summary = setInterval(
     async () => {
       try {
         const now = Date.now();
-        const g = await groupInfo(redis, config.STREAM_KEY, config.CONSUMER_GROUP);
-        const [alerts, dlq] = await Promise.all([
-          redis.llen(config.ALERT_LIST_KEY),
-          redis.xlen(config.DLQ_STREAM_KEY).catch(() => 0),
-        ]);
-        const done = g.read - g.pending;
-        const rate = ((done - (last.read - last.pending)) * 1000) / Math.max(1, now - lastAt);
+        const g = await status();
+        const alerts = await redis.llen(config.ALERT_LIST_KEY);
+        const done = g.entriesRead - g.pending;
+        const rate =
+          ((done - (last.entriesRead - last.pending)) * 1000) / Math.max(1, now - lastAt);
         last = g;
         lastAt = now;
-        const line = `events/s ${rate.toFixed(0).padStart(6)} | processed ${done} | alerts ${alerts} | dlq ${dlq} | lag ${Number.isNaN(g.lag) ? "?" : g.lag} | pending ${g.pending}`;
+        const line = `events/s ${rate.toFixed(0).padStart(6)} | processed ${done} | alerts ${alerts} | dlq ${g.dlqLength} | lag ${g.lag ?? "?"} | pending ${g.pending}`;
         if (tty) process.stdout.write(`\r\x1b[2K${line}`);
         else if (!showLogs) console.log(line);
       } catch {

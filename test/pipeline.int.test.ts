@@ -189,6 +189,14 @@ describe("pipeline with VictoriaMetrics (InfluxDB v2 API)", () => {
     expect(alerts.map((a) => a.tx_id).sort()).toEqual([...expectedTx].sort());
     for (const a of alerts) expect(a.severity_level).toBe("critical");
 
+    const health = await fetch(stack.healthUrl() as string);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({
+      status: "ok",
+      redis: { ok: true },
+      stream: { length: records.length, lag: 0, pending: 0 },
+    });
+
     const dlq = (await redis.xrange(DLQ, "-", "+")).map(([, f]) => {
       const o: Record<string, string> = {};
       for (let i = 0; i + 1 < f.length; i += 2) o[f[i] as string] = f[i + 1] as string;

@@ -2,21 +2,26 @@
 import { z } from "zod";
 import { isIp } from "./ip.ts";
 
+/** Longest transaction ID accepted. */
+export const MAX_ID_LENGTH = 1024;
+/** Longest `classification.rule_id`: it becomes a tag value, so it stays short and readable. */
+export const MAX_RULE_ID_LENGTH = 256;
+
 /** A transaction ID: a non-blank string (or a number, which some producers emit). */
 export const txId = z
   .union([z.string(), z.number()], {
     error: (iss) => (iss.input === undefined ? "is missing" : "must be a string"),
   })
   .transform((v) => String(v))
-  .refine((v) => v.trim().length > 0, { error: "is empty" });
+  .refine((v) => v.trim().length > 0, { error: "is empty" })
+  // Bounded so an alert (which carries it) always fits an asynchronous invocation.
+  .refine((v) => v.length <= MAX_ID_LENGTH, { error: "is longer than 1024 characters" });
 
 /** `client_ip`: required, an IPv4 or IPv6 address. */
 export const clientIp = z
   .string({ error: (iss) => (iss.input === undefined ? "is missing" : "must be a string") })
-  .refine(isIp, {
-    error: (iss) =>
-      `is not an IPv4 or IPv6 address: ${JSON.stringify(String(iss.input).slice(0, 64))}`,
-  });
+  // The value is not echoed: reasons reach logs, and a mangled field may hold anything.
+  .refine(isIp, { error: "is not an IPv4 or IPv6 address" });
 
 /** `anomaly_score` when present: a finite JSON number ≥ 0 (a numeric string is invalid), truncated. */
 export const anomalyScore = z
@@ -53,9 +58,10 @@ export const classification = z
     rule_id: z
       .union([z.string(), z.number()])
       .nullish()
-      .transform((v) =>
-        v === null || v === undefined ? undefined : String(v).trim() || undefined,
-      ),
+      .transform((v) => (v === null || v === undefined ? undefined : String(v).trim() || undefined))
+      .refine((v) => v === undefined || v.length <= MAX_RULE_ID_LENGTH, {
+        error: "is longer than 256 characters",
+      }),
   })
   .nullish();
 

@@ -194,9 +194,19 @@ describe("invalid records get a reason", () => {
     ],
     ["missing client_ip", tx({ id: "a" }), /client_ip is missing/],
     [
+      "an absurdly long id",
+      tx({ id: "x".repeat(1025), client_ip: "1.2.3.4" }),
+      /transaction\.id is longer than 1024 characters/,
+    ],
+    [
+      "an absurdly long classification.rule_id",
+      { ...tx({ id: "a", client_ip: "1.2.3.4" }), classification: { rule_id: "9".repeat(257) } },
+      /classification\.rule_id is longer than 256/,
+    ],
+    [
       "non-IP client_ip",
       tx({ id: "a", client_ip: "example.com" }),
-      /client_ip is not an IPv4 or IPv6 address: "example.com"/,
+      /client_ip is not an IPv4 or IPv6 address$/,
     ],
     ["numeric client_ip", tx({ id: "a", client_ip: 1234 }), /client_ip must be a string/],
     [

@@ -143,10 +143,9 @@ export function normalise(text: string, opts: NormaliseOptions): NormaliseResult
     try {
       rec = JSON.parse(text);
     } catch (err) {
-      return {
-        ok: false,
-        reason: `not JSON: ${(err as Error).message}`.slice(0, MAX_REASON),
-      };
+      // V8 quotes a piece of the input in some messages; keep it out of reasons (they are logged).
+      const msg = (err as Error).message.replace(/, ".*" is not valid JSON$/s, "");
+      return { ok: false, reason: `not JSON: ${msg}`.slice(0, MAX_REASON) };
     }
     return normaliseValue(rec);
   } catch (err) {

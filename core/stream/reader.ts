@@ -84,6 +84,8 @@ interface Held {
   /** Invocations of this record that failed in a way that counts (alone, or beside successes). */
   failures: number;
   lastError: string | undefined;
+  /** When this record last failed (0 = never). */
+  lastFailedAt: number;
 }
 
 interface RetryBatch {
@@ -145,6 +147,8 @@ export class StreamReader {
   private retries: RetryBatch[] = [];
   private readonly held = new Set<string>();
   private pauseMs = 0;
+  /** Last time a batch had a record done: proof the scorer's dependencies work. */
+  private lastProgressAt = 0;
   private pausedUntil = 0;
   private lastClaimAt = 0;
   private claimCursor = "0-0";
@@ -170,6 +174,11 @@ export class StreamReader {
       ...opts,
     } as StreamReader["o"];
     this.o.redis.defineCommand("wafDeadLetter", { numberOfKeys: 2, lua: DEAD_LETTER_SCRIPT });
+  }
+
+  /** Whether the read loop is running (false before start, after stop, or after a crash). */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   stats(): ReaderStats {
@@ -328,6 +337,7 @@ export class StreamReader {
       deliveryCount,
       failures: 0,
       lastError: undefined,
+      lastFailedAt: 0,
     };
   }
 
@@ -531,6 +541,7 @@ export class StreamReader {
     const done = entries.filter((e) => !rejected.has(e.id) && !failed.has(e.id));
 
     if (done.length > 0) {
+      this.lastProgressAt = this.o.now();
       await this.o.redis.xack(this.o.streamKey, this.o.group, ...done.map((e) => e.id));
       this.stats_.acked += done.length;
       for (const e of done) this.held.delete(e.id);
@@ -545,10 +556,16 @@ export class StreamReader {
     }
     const failedEntries = entries.filter((e) => failed.has(e.id));
     if (done.length === 0 && rejected.size < entries.length) {
-      // Every scorable record failed: a dependency is down, not a record at fault.
-      this.openCircuit(`all ${failedEntries.length} records failed`);
-      this.schedule(failedEntries, this.pauseMs, true);
-      return;
+      // Every scorable record failed. If other batches got records done since these last
+      // failed, the dependencies work and these records are at fault: charge them. Otherwise a
+      // dependency is down and no record is to blame: pause and probe (circuit breaker).
+      const sinceFirstFailure = Math.min(...failedEntries.map((e) => e.lastFailedAt));
+      if (sinceFirstFailure === 0 || this.lastProgressAt <= sinceFirstFailure) {
+        for (const e of failedEntries) e.lastFailedAt = this.o.now();
+        this.openCircuit(`all ${failedEntries.length} records failed`);
+        this.schedule(failedEntries, this.pauseMs, true);
+        return;
+      }
     }
     this.pauseMs = 0;
     await this.countFailures(failedEntries, "scorer reported the record as failed");
@@ -587,6 +604,7 @@ export class StreamReader {
     const again: Held[] = [];
     for (const e of entries) {
       e.failures++;
+      e.lastFailedAt = this.o.now();
       e.lastError = reason;
       if (e.failures >= this.o.maxRetries) {
         await this.deadLetter(e, `${reason} (gave up after ${e.failures} attempts)`);

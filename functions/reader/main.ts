@@ -3,11 +3,18 @@
  * Reads config, builds clients once, runs the reader until SIGTERM/SIGINT, drains, exits 0.
  */
 import { hostname } from "node:os";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { ConfigError } from "../../core/config.ts";
 import { StreamReader } from "../../core/stream/reader.ts";
+import { streamStatus } from "../../core/stream/status.ts";
+import { createMetrics } from "../shared/metrics.ts";
 import { createLogger, createRedis, runtimeConfig } from "../shared/runtime.ts";
+import { startHealthServer } from "./health.ts";
 import { createLambdaInvoker } from "./invoker.ts";
+
+/** How often the reader publishes its gauges (the heartbeat alarm expects at least 1/min). */
+const GAUGE_INTERVAL_MS = 60_000;
 
 async function main(): Promise<void> {
   const config = await runtimeConfig();
@@ -37,6 +44,7 @@ async function main(): Promise<void> {
     claimIdleMs: config.CLAIM_IDLE_MS,
   });
 
+  let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     // A second signal during the drain must not abort it (npm forwards signals twice).
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info("stopping: draining in-flight batches", { signal });
     await reader.stop(config.DRAIN_TIMEOUT_MS);
+    health?.server.close();
     logger.info("stopped", { ...reader.stats() });
     await Promise.allSettled([redis.quit(), blockingRedis.quit()]);
     lambda.destroy();
@@ -53,10 +62,40 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
   await reader.start();
+  health = await startHealthServer({
+    port: config.HEALTH_PORT,
+    redis,
+    streamKey: config.STREAM_KEY,
+    group: config.CONSUMER_GROUP,
+    dlqKey: config.DLQ_STREAM_KEY,
+    readerStats: () => ({ ...reader.stats(), running: reader.isRunning }),
+  });
+
+  // Gauges for CloudWatch (EMF): lag, pending, DLQ length; published even when idle.
+  const metrics = createMetrics("waf-reader");
+  const publishGauges = async () => {
+    try {
+      const s = await streamStatus(redis, {
+        streamKey: config.STREAM_KEY,
+        group: config.CONSUMER_GROUP,
+        dlqKey: config.DLQ_STREAM_KEY,
+      });
+      if (s.lag !== undefined) metrics.addMetric("ConsumerLag", MetricUnit.Count, s.lag);
+      metrics.addMetric("PendingEntries", MetricUnit.Count, s.pending);
+      metrics.addMetric("DlqLength", MetricUnit.Count, s.dlqLength);
+      metrics.publishStoredMetrics();
+    } catch (err) {
+      logger.warn("could not read stream status for metrics", { error: (err as Error).message });
+    }
+  };
+  void publishGauges();
+  const gauges = setInterval(() => void publishGauges(), GAUGE_INTERVAL_MS);
+  gauges.unref();
   // Under `npm start` the parent waits for this; on AWS there is no IPC channel.
-  process.send?.({ ready: true });
+  process.send?.({ ready: true, healthPort: health.port });
   if (process.send) process.on("disconnect", () => void shutdown("parent exited"));
   logger.info("reader started", {
+    health_port: health?.port,
     stream: config.STREAM_KEY,
     group: config.CONSUMER_GROUP,
     consumer: config.CONSUMER_NAME,

@@ -1,0 +1,286 @@
+/**
+ * `processBatch` (SPEC §5) against scripted fakes of its own ports: a record is done only when
+ * its point was accepted and, when critical, its alert payload was queued.
+ */
+import { describe, expect, it } from "vitest";
+import { envelope } from "../test/fixtures/records.ts";
+import type { Alert } from "./alert/alert.ts";
+import type { AlertPayload, AlertQueue } from "./alert/dispatch.ts";
+import { loadConfig } from "./config.ts";
+import type { PointLine, PointWriter, WriteOutcome } from "./metrics/writer.ts";
+import { scorerSettingsFrom } from "./scorer.ts";
+import { type BatchDeps, processBatch } from "./scoring-batch.ts";
+import type { StreamRecord } from "./stream/contract.ts";
+
+const settings = scorerSettingsFrom(loadConfig({}));
+
+type Script = (line: PointLine) => WriteOutcome;
+
+/** A writer answering each line as `script` says; `accepted` unless told otherwise. */
+function scriptedWriter(script: Script = (l) => ({ key: l.key, status: "accepted" })) {
+  const calls: PointLine[][] = [];
+  const writer: PointWriter = {
+    async write(lines) {
+      calls.push(lines);
+      return lines.map(script);
+    },
+    async close() {},
+  };
+  return { writer, calls };
+}
+
+/** A queue that records every payload and refuses those `fails` picks. */
+function scriptedQueue(fails: (p: AlertPayload) => boolean = () => false) {
+  const enqueued: AlertPayload[] = [];
+  const refused: AlertPayload[] = [];
+  const queue: AlertQueue = {
+    async enqueue(p) {
+      if (fails(p)) {
+        refused.push(p);
+        throw new Error("Lambda throttled");
+      }
+      enqueued.push(p);
+    },
+  };
+  const alerts = () => enqueued.flatMap((p) => (JSON.parse(p.body) as { alerts: Alert[] }).alerts);
+  return { queue, enqueued, refused, alerts };
+}
+
+/** Outcomes by stream ID; anything unlisted is accepted. */
+function byKey(outcomes: Record<string, "rejected" | "failed">): Script {
+  return (l) => {
+    const status = outcomes[l.key];
+    if (status === undefined) return { key: l.key, status: "accepted" };
+    return { key: l.key, status, reason: `${status} by script` };
+  };
+}
+
+const critical = (id: string, tx: string): StreamRecord => ({
+  id,
+  data: JSON.stringify(envelope({ id: tx, anomaly: 65 })),
+  deliveryCount: 1,
+});
+const low = (id: string, tx: string): StreamRecord => ({
+  id,
+  data: JSON.stringify(envelope({ id: tx, anomaly: 0 })),
+  deliveryCount: 1,
+});
+const invalid = (id: string): StreamRecord => ({ id, data: "not json", deliveryCount: 1 });
+
+function run(records: StreamRecord[], deps: Partial<BatchDeps> = {}) {
+  return processBatch(
+    { records },
+    {
+      settings,
+      writer: deps.writer ?? scriptedWriter().writer,
+      alerts: deps.alerts ?? scriptedQueue().queue,
+      ...deps,
+    },
+  );
+}
+
+const ids = (items: Array<{ itemIdentifier: string }>) => items.map((i) => i.itemIdentifier);
+
+describe("processBatch", () => {
+  it("reports a low record whose point was accepted as done, and queues no alert", async () => {
+    const w = scriptedWriter();
+    const q = scriptedQueue();
+    const res = await run([low("1-0", "tx-low")], { writer: w.writer, alerts: q.queue });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(res.rejected).toEqual([]);
+    expect(q.enqueued).toEqual([]);
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0]?.[0]?.key).toBe("1-0");
+    expect(w.calls[0]?.[0]?.line).toMatch(/^waf_events,client_ip=203\.0\.113\.9,rule_id=942100,/);
+    expect(res.summary).toEqual({ scored: 1, rejected: 0, failed: 0, alerts: 0 });
+  });
+
+  it("reports a critical record done once its point was accepted and its alert queued", async () => {
+    const q = scriptedQueue();
+    const res = await run([critical("1-0", "tx-crit")], { alerts: q.queue });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(res.rejected).toEqual([]);
+    expect(q.enqueued).toHaveLength(1);
+    expect(q.enqueued[0]?.txIds).toEqual(["tx-crit"]);
+    expect(q.alerts()).toEqual([
+      expect.objectContaining({
+        tx_id: "tx-crit",
+        severity: 95,
+        severity_level: "critical",
+        client_ip: "203.0.113.9",
+        rule_id: "942100",
+      }),
+    ]);
+    expect(res.summary.alerts).toBe(1);
+  });
+
+  it("rejects an invalid record with its reason and never writes it", async () => {
+    const w = scriptedWriter();
+    const seen: Array<[string, string]> = [];
+    const res = await run([invalid("1-0"), low("2-0", "tx-2")], {
+      writer: w.writer,
+      onRejected: (id, reason) => seen.push([id, reason]),
+    });
+    expect(res.rejected).toEqual([
+      { itemIdentifier: "1-0", reason: expect.stringMatching(/JSON/) },
+    ]);
+    expect(res.batchItemFailures).toEqual([]);
+    expect(w.calls.flat().map((l) => l.key)).toEqual(["2-0"]);
+    expect(seen).toEqual([["1-0", expect.stringMatching(/JSON/)]]);
+  });
+
+  it("does not call the writer when every record is invalid", async () => {
+    const w = scriptedWriter();
+    const res = await run([invalid("1-0")], { writer: w.writer });
+    expect(w.calls).toEqual([]);
+    expect(ids(res.rejected)).toEqual(["1-0"]);
+  });
+
+  it("answers an empty batch with empty lists", async () => {
+    const w = scriptedWriter();
+    const q = scriptedQueue();
+    const res = await run([], { writer: w.writer, alerts: q.queue });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(res.rejected).toEqual([]);
+    expect(w.calls).toEqual([]);
+    expect(q.enqueued).toEqual([]);
+  });
+
+  it("rejects a record whose point the database refused for good, with the database's reason, and sends no alert", async () => {
+    const q = scriptedQueue();
+    const seen: string[] = [];
+    const res = await run([critical("1-0", "tx-1")], {
+      writer: scriptedWriter(byKey({ "1-0": "rejected" })).writer,
+      alerts: q.queue,
+      onRejected: (id) => seen.push(id),
+    });
+    expect(res.rejected).toEqual([
+      { itemIdentifier: "1-0", reason: expect.stringContaining("rejected by script") },
+    ]);
+    expect(res.batchItemFailures).toEqual([]);
+    expect(q.enqueued).toEqual([]);
+    expect(seen).toEqual(["1-0"]);
+  });
+
+  it("fails a record whose point write failed, and sends no alert for it", async () => {
+    const q = scriptedQueue();
+    const failed: Array<[string, string]> = [];
+    const res = await run([critical("1-0", "tx-1")], {
+      writer: scriptedWriter(byKey({ "1-0": "failed" })).writer,
+      alerts: q.queue,
+      onFailed: (id, reason) => failed.push([id, reason]),
+    });
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: "1-0" }]);
+    expect(res.rejected).toEqual([]);
+    expect(q.enqueued).toEqual([]);
+    expect(failed).toEqual([["1-0", expect.stringContaining("failed by script")]]);
+  });
+
+  it("sends alerts only for the critical records whose points were accepted", async () => {
+    const q = scriptedQueue();
+    const res = await run(
+      [critical("1-0", "tx-ok"), critical("2-0", "tx-failed"), critical("3-0", "tx-refused")],
+      {
+        writer: scriptedWriter(byKey({ "2-0": "failed", "3-0": "rejected" })).writer,
+        alerts: q.queue,
+      },
+    );
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-ok"]);
+    expect(ids(res.batchItemFailures)).toEqual(["2-0"]);
+    expect(ids(res.rejected)).toEqual(["3-0"]);
+  });
+
+  it("fails a critical record whose alert could not be queued, though its point was accepted", async () => {
+    const w = scriptedWriter();
+    const q = scriptedQueue(() => true);
+    const failed: Array<[string, string]> = [];
+    const res = await run([critical("1-0", "tx-1"), low("2-0", "tx-2")], {
+      writer: w.writer,
+      alerts: q.queue,
+      onFailed: (id, reason) => failed.push([id, reason]),
+    });
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: "1-0" }]);
+    expect(res.rejected).toEqual([]);
+    expect(w.calls.flat().map((l) => l.key)).toEqual(["1-0", "2-0"]);
+    expect(failed).toEqual([["1-0", expect.stringMatching(/alert not queued: Lambda throttled/)]]);
+    expect(res.summary).toMatchObject({ failed: 1, alerts: 0 });
+  });
+
+  it("fails both stream entries carrying the same tx_id when their shared alert payload fails", async () => {
+    const q = scriptedQueue(() => true);
+    const res = await run([critical("1-0", "tx-dup"), critical("2-0", "tx-dup")], {
+      alerts: q.queue,
+    });
+    expect(ids(res.batchItemFailures).sort()).toEqual(["1-0", "2-0"]);
+  });
+
+  it("reports both stream entries carrying the same tx_id done when their alert was queued", async () => {
+    const q = scriptedQueue();
+    const res = await run([critical("1-0", "tx-dup"), critical("2-0", "tx-dup")], {
+      alerts: q.queue,
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(q.alerts().every((a) => a.tx_id === "tx-dup")).toBe(true);
+  });
+
+  it("fails only the records of the alert payload that could not be queued", async () => {
+    // Long URIs make each alert ~2 KB, so 300 of them need several 255 KB payloads.
+    const uri = `/search?q=${"x".repeat(2000)}`;
+    const records = Array.from({ length: 300 }, (_, i) => ({
+      id: `${i + 1}-0`,
+      data: JSON.stringify(envelope({ id: `tx-${i}`, anomaly: 65, uri })),
+      deliveryCount: 1,
+    }));
+    let calls = 0;
+    const q = scriptedQueue(() => ++calls === 2);
+    const res = await run(records, { alerts: q.queue });
+    expect(q.enqueued.length).toBeGreaterThanOrEqual(2);
+    expect(q.refused).toHaveLength(1);
+    const refusedTx = new Set(q.refused[0]?.txIds);
+    const expected = records
+      .filter((_, i) => refusedTx.has(`tx-${i}`))
+      .map((r) => r.id)
+      .sort();
+    expect(expected.length).toBeGreaterThan(0);
+    expect(ids(res.batchItemFailures).sort()).toEqual(expected);
+    expect(res.rejected).toEqual([]);
+    expect(q.alerts()).toHaveLength(300 - expected.length);
+  });
+
+  it("sorts a mixed batch into done, rejected and failed", async () => {
+    const q = scriptedQueue();
+    const res = await run(
+      [
+        low("1-0", "tx-a"),
+        critical("2-0", "tx-b"),
+        invalid("3-0"),
+        low("4-0", "tx-refused"),
+        low("5-0", "tx-failed"),
+        critical("6-0", "tx-c"),
+      ],
+      {
+        writer: scriptedWriter(byKey({ "4-0": "rejected", "5-0": "failed" })).writer,
+        alerts: q.queue,
+      },
+    );
+    expect(ids(res.rejected).sort()).toEqual(["3-0", "4-0"]);
+    expect(ids(res.batchItemFailures)).toEqual(["5-0"]);
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-b", "tx-c"]);
+    expect(res.summary).toEqual({ scored: 5, rejected: 2, failed: 1, alerts: 2 });
+  });
+
+  it("never reports a record done when the writer gave its line no outcome", async () => {
+    // The PointWriter promises one outcome per line; a writer that breaks that promise must
+    // cost a retry, never a lost event.
+    const writer: PointWriter = {
+      async write() {
+        return [];
+      },
+      async close() {},
+    };
+    const q = scriptedQueue();
+    const res = await run([critical("1-0", "tx-1")], { writer, alerts: q.queue });
+    expect(q.enqueued).toEqual([]);
+    expect(ids(res.batchItemFailures)).toEqual(["1-0"]);
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * `GET /healthz` on HEALTH_PORT: the ECS container health check. 200 while the reader runs and
+ * Redis answers; 503 otherwise. The body says why, with lag, pending and DLQ figures.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Redis } from "ioredis";
+import type { ReaderStats } from "../../core/stream/reader.ts";
+import { streamStatus } from "../../core/stream/status.ts";
+
+export interface HealthOptions {
+  port: number;
+  redis: Redis;
+  streamKey: string;
+  group: string;
+  dlqKey: string;
+  readerStats: () => ReaderStats & { running: boolean };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function startHealthServer(
+  o: HealthOptions,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer(async (req, res) => {
+    if (req.method !== "GET" || (req.url !== "/healthz" && req.url !== "/health")) {
+      res.writeHead(404).end();
+      return;
+    }
+    const stats = o.readerStats();
+    let redis: { ok: boolean; error?: string } = { ok: true };
+    let stream: Awaited<ReturnType<typeof streamStatus>> | undefined;
+    try {
+      stream = await withTimeout(
+        streamStatus(o.redis, { streamKey: o.streamKey, group: o.group, dlqKey: o.dlqKey }),
+        2000,
+      );
+    } catch (err) {
+      redis = { ok: false, error: (err as Error).message };
+    }
+    const healthy = stats.running && redis.ok;
+    const body = {
+      status: healthy ? "ok" : "unhealthy",
+      reader: { running: stats.running, inFlight: stats.inFlight, paused: stats.paused },
+      redis,
+      stream: stream && {
+        length: stream.length,
+        lag: stream.lag ?? null,
+        pending: stream.pending,
+        dlqLength: stream.dlqLength,
+      },
+    };
+    res.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, "0.0.0.0", () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}
