@@ -7,6 +7,7 @@
  * stop timeout (SIGTERM → drain in-flight batches → exit before SIGKILL), batch tuning.
  */
 import { readerEnvironment } from "./environment.ts";
+import { influx } from "./influx.ts";
 import { vpc } from "./network.ts";
 import { redis } from "./redis.ts";
 import { scorer } from "./scorer.ts";
@@ -51,6 +52,8 @@ export const reader = new sst.aws.Service("Reader", {
   environment: {
     ...readerEnvironment(settings),
     SCORER_FUNCTION: scorer.name,
+    // reported by GET /healthz (reachability only: the reader never writes to InfluxDB)
+    INFLUXDB_URL: influx.url,
   },
   transform: {
     service: {

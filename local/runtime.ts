@@ -13,13 +13,34 @@ import { createLogger, createRedis, runtimeConfig } from "../functions/shared/ru
 import { exitWithParent } from "./child.ts";
 import { type LocalHandler, startLambdaServer } from "./lambda-server.ts";
 
+/**
+ * Fault injection for `npm run chaos` (local runtime only; nothing like it exists on AWS):
+ * LOCAL_CHAOS_FAIL_RATE makes that share of scorer invocations fail as a whole, and any batch
+ * holding a record that contains LOCAL_CHAOS_POISON fails every time (a poison record).
+ */
+function withFaults<H extends (event: unknown, context: never) => Promise<unknown>>(handler: H): H {
+  const rate = Number(process.env.LOCAL_CHAOS_FAIL_RATE ?? 0);
+  const poison = process.env.LOCAL_CHAOS_POISON;
+  if (!(rate > 0) && !poison) return handler;
+  return (async (event: unknown, context: never) => {
+    const records = (event as { records?: Array<{ data?: string }> })?.records ?? [];
+    if (poison && records.some((r) => typeof r.data === "string" && r.data.includes(poison))) {
+      throw new Error("chaos: poison record in batch");
+    }
+    if (rate > 0 && Math.random() < rate) throw new Error("chaos: injected scorer failure");
+    return handler(event, context);
+  }) as H;
+}
+
 async function main(): Promise<void> {
   const config = await runtimeConfig();
   const logger = createLogger("waf-local-runtime", config.LOG_LEVEL);
   const scorerName = config.SCORER_FUNCTION ?? "waf-scorer";
   const alertName = config.ALERT_FUNCTION ?? "waf-alerter";
   const redis = createRedis(config.REDIS_URL);
-  const score = createScoreHandler(await scoreDeps({ ...config, ALERT_FUNCTION: alertName }));
+  const score = withFaults(
+    createScoreHandler(await scoreDeps({ ...config, ALERT_FUNCTION: alertName })),
+  );
   const alert = createAlertHandler(await alertDeps(config));
   const server = await startLambdaServer({
     functions: {

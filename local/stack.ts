@@ -43,7 +43,8 @@ export interface Stack {
   readonly services: { redis?: RunningService; influx?: RunningService };
   reader(): ChildProcess;
   runtime(): ChildProcess;
-  startReader(): Promise<void>;
+  /** Starts the reader (again), optionally with extra variables (e.g. a new CONSUMER_NAME). */
+  startReader(extraEnv?: Record<string, string>): Promise<void>;
   /** Sends a signal to the reader and waits for it to exit. */
   stopReader(signal?: NodeJS.Signals): Promise<number | null>;
   startRuntime(): Promise<void>;
@@ -121,11 +122,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let runtime: ChildProcess | undefined;
   let healthPort: number | undefined;
   let reader: ChildProcess | undefined;
-  const spawnTs = (name: string, file: string, useTsx: boolean): ChildProcess => {
+  const spawnTs = (
+    name: string,
+    file: string,
+    useTsx: boolean,
+    extraEnv: Record<string, string> = {},
+  ): ChildProcess => {
     const log = openSync(join(opts.logDir, `${name}.log`), "a");
     return fork(file, [], {
       cwd: ROOT,
-      env,
+      env: { ...env, ...extraEnv },
       execArgv: useTsx ? ["--import", "tsx"] : [],
       stdio: ["ignore", log, log, "ipc"],
     });
@@ -151,10 +157,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
   };
 
-  const startReader = async () => {
+  const startReader = async (extraEnv: Record<string, string> = {}) => {
     reader = opts.readerBundle
-      ? spawnTs("reader", join(ROOT, "dist/reader/main.mjs"), false)
-      : spawnTs("reader", join(ROOT, "functions/reader/main.ts"), true);
+      ? spawnTs("reader", join(ROOT, "dist/reader/main.mjs"), false, extraEnv)
+      : spawnTs("reader", join(ROOT, "functions/reader/main.ts"), true, extraEnv);
     const child = reader;
     await new Promise<void>((res, rej) => {
       const onExit = (code: number | null) =>

@@ -59,6 +59,11 @@ export interface ReaderOptions {
   retryMaxMs?: number;
   /** How long one XREADGROUP blocks (bounds how fast stop() is noticed). */
   blockMs?: number;
+  /**
+   * Consumers idle this long with nothing pending are removed from the group (dead readers'
+   * names pile up otherwise). Default: the larger of 10 × claimIdleMs and one hour.
+   */
+  consumerReapIdleMs?: number;
   now?: () => number;
 }
 
@@ -68,6 +73,7 @@ export interface ReaderStats {
   deadLettered: number;
   retried: number;
   claimed: number;
+  reapedConsumers: number;
   invocations: number;
   invocationErrors: number;
   inFlight: number;
@@ -106,6 +112,14 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   return 1
 end
 return 0
+`;
+
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer. Deletes the consumer only if it has nothing
+// pending (checked in the same atomic step), so no pending entry loses its owner record.
+const REAP_CONSUMER_SCRIPT = `
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 `;
 
 const PAUSE_MIN_MS = 250;
@@ -151,6 +165,7 @@ export class StreamReader {
   private lastProgressAt = 0;
   private pausedUntil = 0;
   private lastClaimAt = 0;
+  private lastReapAt = 0;
   private claimCursor = "0-0";
   private stopController = new AbortController();
   private loopDone: Promise<void> | undefined;
@@ -160,6 +175,7 @@ export class StreamReader {
     deadLettered: 0,
     retried: 0,
     claimed: 0,
+    reapedConsumers: 0,
     invocations: 0,
     invocationErrors: 0,
   };
@@ -170,10 +186,12 @@ export class StreamReader {
       retryBaseMs: 200,
       retryMaxMs: Math.max(1000, Math.min(30_000, Math.floor(opts.claimIdleMs / 2))),
       blockMs: 500,
+      consumerReapIdleMs: Math.max(10 * opts.claimIdleMs, 3_600_000),
       now: Date.now,
       ...opts,
     } as StreamReader["o"];
     this.o.redis.defineCommand("wafDeadLetter", { numberOfKeys: 2, lua: DEAD_LETTER_SCRIPT });
+    this.o.redis.defineCommand("wafReapConsumer", { numberOfKeys: 1, lua: REAP_CONSUMER_SCRIPT });
   }
 
   /** Whether the read loop is running (false before start, after stop, or after a crash). */
@@ -320,9 +338,10 @@ export class StreamReader {
       }
     }
     this.o.logger.info("recovered own pending entries", { count: entries.length });
-    for (let i = 0; i < entries.length; i += this.o.batchSize) {
+    const normal = this.isolateSuspects(entries);
+    for (let i = 0; i < normal.length; i += this.o.batchSize) {
       this.retries.push({
-        entries: entries.slice(i, i + this.o.batchSize),
+        entries: normal.slice(i, i + this.o.batchSize),
         dueAt: 0,
         reclaim: false,
       });
@@ -350,14 +369,21 @@ export class StreamReader {
     this.stats_.retried += batch.entries.length;
     if (!batch.reclaim) return batch.entries;
     // XCLAIM to ourselves: bumps the delivery count, and drops entries another reader acked.
-    const claimed = (await this.o.redis.xclaim(
-      this.o.streamKey,
-      this.o.group,
-      this.o.consumer,
-      0,
-      ...batch.entries.map((e) => e.id),
-      "JUSTID",
-    )) as string[];
+    let claimed: string[];
+    try {
+      claimed = (await this.o.redis.xclaim(
+        this.o.streamKey,
+        this.o.group,
+        this.o.consumer,
+        0,
+        ...batch.entries.map((e) => e.id),
+        "JUSTID",
+      )) as string[];
+    } catch (err) {
+      // Dropped, the batch's entries would stay pending and held (so never claimed) forever.
+      this.schedule(batch.entries, this.backoff(1), true);
+      throw err;
+    }
     const still = new Set(claimed);
     const out: Held[] = [];
     for (const e of batch.entries) {
@@ -374,6 +400,9 @@ export class StreamReader {
     const now = this.o.now();
     if (now - this.lastClaimAt < Math.min(1000, this.o.claimIdleMs)) return undefined;
     this.lastClaimAt = now;
+    await this.reapIdleConsumers().catch((err) =>
+      this.o.logger.warn("could not reap idle consumers", { error: errorMessage(err) }),
+    );
     const [cursor, entries, deleted] = (await this.o.redis.xautoclaim(
       this.o.streamKey,
       this.o.group,
@@ -394,7 +423,53 @@ export class StreamReader {
     const counts = await this.deliveryCounts(fresh.map(([id]) => id));
     this.stats_.claimed += fresh.length;
     this.o.logger.info("claimed idle pending entries", { count: fresh.length });
-    return fresh.map(([id, fields]) => this.hold(id, fields, counts.get(id) ?? 1));
+    return this.isolateSuspects(
+      fresh.map(([id, fields]) => this.hold(id, fields, counts.get(id) ?? 1)),
+    );
+  }
+
+  /**
+   * Entries delivered more than maxRetries times may be what killed earlier readers: they run
+   * alone, so a poison record is charged on its own and never takes its batch down with it.
+   * Deliveries alone never dead-letter a record (a valid record held by crashing readers stays
+   * valid); only failed invocations do.
+   */
+  private isolateSuspects(entries: Held[]): Held[] {
+    const normal: Held[] = [];
+    for (const e of entries) {
+      if (e.deliveryCount > this.o.maxRetries) {
+        this.retries.push({ entries: [e], dueAt: 0, reclaim: false });
+      } else normal.push(e);
+    }
+    return normal;
+  }
+
+  /** Removes consumers idle past consumerReapIdleMs with nothing pending (at most once a minute). */
+  private async reapIdleConsumers(): Promise<void> {
+    const now = this.o.now();
+    if (now - this.lastReapAt < 60_000) return;
+    this.lastReapAt = now;
+    const rows = (await this.o.redis.xinfo(
+      "CONSUMERS",
+      this.o.streamKey,
+      this.o.group,
+    )) as unknown[][];
+    for (const row of rows) {
+      const c: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < row.length; i += 2) c[String(row[i])] = row[i + 1];
+      const name = String(c.name);
+      if (name === this.o.consumer) continue;
+      if (Number(c.pending) > 0 || Number(c.idle) < this.o.consumerReapIdleMs) continue;
+      const res = (await (this.o.redis as unknown as ReapClient).wafReapConsumer(
+        this.o.streamKey,
+        this.o.group,
+        name,
+      )) as number;
+      if (res >= 0) {
+        this.stats_.reapedConsumers++;
+        this.o.logger.info("removed idle consumer", { consumer: name, idle_ms: Number(c.idle) });
+      }
+    }
   }
 
   private async deliveryCounts(ids: string[]): Promise<Map<string, number>> {
@@ -414,7 +489,8 @@ export class StreamReader {
 
   private async readNew(): Promise<Held[] | undefined> {
     const nextDue = this.retries.reduce((m, b) => Math.min(m, b.dueAt), Number.POSITIVE_INFINITY);
-    const block = Math.max(1, Math.min(this.o.blockMs, nextDue - this.o.now()));
+    // BLOCK takes whole milliseconds; backoff() has a fractional jitter.
+    const block = Math.max(1, Math.min(this.o.blockMs, Math.ceil(nextDue - this.o.now())));
     const first = await this.xread(this.o.batchSize, block);
     if (first.length === 0) return undefined;
     let entries = first;
@@ -480,7 +556,20 @@ export class StreamReader {
     let slotUsed = false;
     if (invalid.length > 0) {
       slotUsed = true;
-      void this.settleInvalid(invalid).finally(() => this.releaseSlot());
+      void this.settleInvalid(invalid)
+        .catch((err) => {
+          // Redis trouble: the entries stay pending; dead-letter them on a later pass.
+          this.o.logger.error("could not dead-letter invalid entries", {
+            error: errorMessage(err),
+            records: invalid.length,
+          });
+          this.schedule(
+            invalid.map((i) => i.entry),
+            this.backoff(1),
+            true,
+          );
+        })
+        .finally(() => this.releaseSlot());
     }
     for (const b of batches) {
       if (slotUsed) {
@@ -666,6 +755,10 @@ export class StreamReader {
       this.o.logger.warn("record dead-lettered", { stream_id: e.id, reason, attempts });
     }
   }
+}
+
+interface ReapClient {
+  wafReapConsumer(stream: string, group: string, consumer: string): Promise<unknown>;
 }
 
 interface DeadLetterClient {

@@ -1,6 +1,8 @@
 /**
  * `GET /healthz` on HEALTH_PORT: the ECS container health check. 200 while the reader runs and
- * Redis answers; 503 otherwise. The body says why, with lag, pending and DLQ figures.
+ * Redis answers; 503 otherwise. The body says why, with lag, pending and DLQ figures, and
+ * whether InfluxDB answers its `/ping` — reported, never a reason for 503: replacing reader
+ * tasks cannot fix a database outage (the reader backs off by itself meanwhile).
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +16,8 @@ export interface HealthOptions {
   streamKey: string;
   group: string;
   dlqKey: string;
+  /** InfluxDB base URL to ping; omitted when the reader is not told where it is. */
+  influxUrl?: string;
   readerStats: () => ReaderStats & { running: boolean };
 }
 
@@ -50,11 +54,24 @@ export async function startHealthServer(
     } catch (err) {
       redis = { ok: false, error: (err as Error).message };
     }
+    let influx: { ok: boolean; status?: number; error?: string } | undefined;
+    if (o.influxUrl) {
+      try {
+        const res = await fetch(new URL("/ping", o.influxUrl), {
+          signal: AbortSignal.timeout(2000),
+        });
+        await res.arrayBuffer();
+        influx = { ok: res.status >= 200 && res.status < 300, status: res.status };
+      } catch (err) {
+        influx = { ok: false, error: (err as Error).message };
+      }
+    }
     const healthy = stats.running && redis.ok;
     const body = {
       status: healthy ? "ok" : "unhealthy",
       reader: { running: stats.running, inFlight: stats.inFlight, paused: stats.paused },
       redis,
+      influxdb: influx ?? null,
       stream: stream && {
         length: stream.length,
         lag: stream.lag ?? null,

@@ -68,6 +68,7 @@ async function main(): Promise<void> {
     streamKey: config.STREAM_KEY,
     group: config.CONSUMER_GROUP,
     dlqKey: config.DLQ_STREAM_KEY,
+    influxUrl: process.env.INFLUXDB_URL ? config.INFLUXDB_URL : undefined,
     readerStats: () => ({ ...reader.stats(), running: reader.isRunning }),
   });
 
