@@ -61,6 +61,11 @@ export const classification = z
       .transform((v) => (v === null || v === undefined ? undefined : String(v).trim() || undefined))
       .refine((v) => v === undefined || v.length <= MAX_RULE_ID_LENGTH, {
         error: "is longer than 256 characters",
+      })
+      // It becomes a tag value: no control characters, and no trailing backslash (line protocol
+      // cannot escape one).
+      .refine((v) => v === undefined || !/[\u0000-\u001f\u007f]|\\$/.test(v), {
+        error: "has control characters or ends with a backslash",
       }),
   })
   .nullish();

@@ -32,7 +32,8 @@ function parseIpv6(input: string): bigint | undefined {
   let text = input;
   const zone = text.indexOf("%");
   if (zone !== -1) {
-    if (zone === text.length - 1) return undefined;
+    // A zone ID is an interface name or number; anything else cannot be a tag value safely.
+    if (!/^[0-9A-Za-z._-]{1,32}$/.test(text.slice(zone + 1))) return undefined;
     text = text.slice(0, zone);
   }
   if (text.length < 2 || text.length > 45) return undefined;

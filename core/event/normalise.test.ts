@@ -194,6 +194,21 @@ describe("invalid records get a reason", () => {
     ],
     ["missing client_ip", tx({ id: "a" }), /client_ip is missing/],
     [
+      "a rule_id that cannot be a tag value",
+      { ...tx({ id: "a", client_ip: "1.2.3.4" }), classification: { rule_id: "abc\\" } },
+      /classification\.rule_id has control characters or ends with a backslash/,
+    ],
+    [
+      "a rule_id with a newline",
+      { ...tx({ id: "a", client_ip: "1.2.3.4" }), classification: { rule_id: "a\nb" } },
+      /control characters/,
+    ],
+    [
+      "an IPv6 zone that is not an interface name",
+      tx({ id: "a", client_ip: "fe80::1%eth0\\" }),
+      /client_ip is not an IPv4 or IPv6 address/,
+    ],
+    [
       "an absurdly long id",
       tx({ id: "x".repeat(1025), client_ip: "1.2.3.4" }),
       /transaction\.id is longer than 1024 characters/,
