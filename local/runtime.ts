@@ -16,13 +16,16 @@ import { type LocalHandler, startLambdaServer } from "./lambda-server.ts";
 /**
  * Fault injection for `npm run chaos` (local runtime only; nothing like it exists on AWS):
  * LOCAL_CHAOS_FAIL_RATE makes that share of scorer invocations fail as a whole, and any batch
- * holding a record that contains LOCAL_CHAOS_POISON fails every time (a poison record).
+ * holding a record that contains LOCAL_CHAOS_POISON fails every time (a poison record);
+ * LOCAL_CHAOS_DELAY_MS makes every scorer invocation that much slower.
  */
 function withFaults<H extends (event: unknown, context: never) => Promise<unknown>>(handler: H): H {
   const rate = Number(process.env.LOCAL_CHAOS_FAIL_RATE ?? 0);
   const poison = process.env.LOCAL_CHAOS_POISON;
-  if (!(rate > 0) && !poison) return handler;
+  const delayMs = Number(process.env.LOCAL_CHAOS_DELAY_MS ?? 0);
+  if (!(rate > 0) && !poison && !(delayMs > 0)) return handler;
   return (async (event: unknown, context: never) => {
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     const records = (event as { records?: Array<{ data?: string }> })?.records ?? [];
     if (poison && records.some((r) => typeof r.data === "string" && r.data.includes(poison))) {
       throw new Error("chaos: poison record in batch");

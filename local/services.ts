@@ -144,21 +144,45 @@ function installExitHandler(): void {
   });
 }
 
-/** Starts a throwaway Redis (no persistence), optionally with `requirepass`. */
+/** PEM files for a TLS-only Redis (`rediss://`). */
+export interface RedisTlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/**
+ * Starts a throwaway Redis (no persistence), optionally with `requirepass`, and optionally
+ * TLS-only (`tls`: the URL is then `rediss://`; clients must trust `caFile`).
+ */
 export async function startRedis(
-  opts: { password?: string; dir?: string } = {},
+  opts: { password?: string; dir?: string; tls?: RedisTlsFiles } = {},
 ): Promise<RunningService> {
-  const { password } = opts;
+  const { password, tls } = opts;
   const auth = password === undefined ? "" : `:${encodeURIComponent(password)}@`;
   return startService({
     name: "redis-server",
     dir: opts.dir,
     portCount: 1,
-    url: ([port]) => `redis://${auth}${LOOPBACK}:${port}`,
+    url: ([port]) => `${tls ? "rediss" : "redis"}://${auth}${LOOPBACK}:${port}`,
     command: ([port], dir) => ({
       args: [
-        "--port",
-        String(port),
+        ...(tls
+          ? [
+              "--port",
+              "0",
+              "--tls-port",
+              String(port),
+              "--tls-cert-file",
+              tls.certFile,
+              "--tls-key-file",
+              tls.keyFile,
+              "--tls-ca-cert-file",
+              tls.caFile,
+              "--tls-auth-clients",
+              "no",
+            ]
+          : ["--port", String(port)]),
         "--bind",
         LOOPBACK,
         "--save",
