@@ -19,6 +19,8 @@ const PACKAGES = {
   "redis-server": "redis-server",
   "victoria-metrics": "victoria-metrics",
   influxd: "influxdb",
+  // `--test` only: the browser of the live-view test and the TLS test's certificate tool.
+  ...(process.argv.includes("--test") ? { chromium: "chromium", openssl: "openssl" } : {}),
 };
 
 const log = (msg) => process.stderr.write(`ensure-deps: ${msg}\n`);
