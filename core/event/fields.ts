@@ -51,6 +51,15 @@ export const statusCode = z
     typeof v === "number" && Number.isInteger(v) && v >= 0 && v < 1000 ? v : undefined,
   );
 
+/** No control characters and no trailing backslash: what a line-protocol tag value can carry. */
+function isTagSafe(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  return !v.endsWith("\\");
+}
+
 /** `classification` of the envelope (any format may carry it): `{ track, rule_id }`. */
 export const classification = z
   .object({
@@ -64,7 +73,7 @@ export const classification = z
       })
       // It becomes a tag value: no control characters, and no trailing backslash (line protocol
       // cannot escape one).
-      .refine((v) => v === undefined || !/[\u0000-\u001f\u007f]|\\$/.test(v), {
+      .refine((v) => v === undefined || isTagSafe(v), {
         error: "has control characters or ends with a backslash",
       }),
   })
