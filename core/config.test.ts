@@ -119,3 +119,92 @@ describe("loadConfig", () => {
     expect(({} as Record<string, unknown>)["942"]).toBeUndefined();
   });
 });
+
+describe("notification and reputation settings", () => {
+  it("defaults per-channel minimum severities, timeouts and reputation refresh", () => {
+    expect(loadConfig({})).toMatchObject({
+      SLACK_MIN_SEVERITY: 80,
+      WEBHOOK_MIN_SEVERITY: 80,
+      EMAIL_MIN_SEVERITY: 90,
+      PAGERDUTY_MIN_SEVERITY: 90,
+      ALERT_THROTTLE_S: 300,
+      ALERT_EMAIL_TO: [],
+      NOTIFY_TIMEOUT_MS: 3000,
+      NOTIFY_DEADLINE_MS: 10000,
+      REPUTATION_REFRESH_S: 30,
+      REPEAT_OFFENDER_TTL_S: 3600,
+    });
+    expect(loadConfig({}).ALERT_EMAIL_FROM).toBeUndefined();
+  });
+
+  it("reads them", () => {
+    expect(
+      loadConfig({
+        SLACK_MIN_SEVERITY: "100",
+        WEBHOOK_MIN_SEVERITY: "0",
+        EMAIL_MIN_SEVERITY: "120",
+        ALERT_EMAIL_FROM: "WAF alerts <waf@example.com>",
+        ALERT_EMAIL_TO: "soc@example.com, oncall@example.com",
+        NOTIFY_TIMEOUT_MS: "500",
+        NOTIFY_DEADLINE_MS: "2000",
+        REPUTATION_REFRESH_S: "5",
+        REPEAT_OFFENDER_TTL_S: "60",
+        ALERT_THROTTLE_S: "0",
+      }),
+    ).toMatchObject({
+      SLACK_MIN_SEVERITY: 100,
+      WEBHOOK_MIN_SEVERITY: 0,
+      EMAIL_MIN_SEVERITY: 120,
+      ALERT_EMAIL_FROM: "WAF alerts <waf@example.com>",
+      ALERT_EMAIL_TO: ["soc@example.com", "oncall@example.com"],
+      NOTIFY_TIMEOUT_MS: 500,
+      NOTIFY_DEADLINE_MS: 2000,
+      REPUTATION_REFRESH_S: 5,
+      REPEAT_OFFENDER_TTL_S: 60,
+      ALERT_THROTTLE_S: 0,
+    });
+  });
+
+  it.each([
+    ["SLACK_MIN_SEVERITY", "high"],
+    ["WEBHOOK_MIN_SEVERITY", "-1"],
+    ["EMAIL_MIN_SEVERITY", "9.5"],
+    ["ALERT_EMAIL_FROM", "not an address"],
+    ["ALERT_EMAIL_TO", "soc@example.com, nobody"],
+    ["NOTIFY_TIMEOUT_MS", "10"],
+    ["REPUTATION_REFRESH_S", "0"],
+    ["REPEAT_OFFENDER_TTL_S", "0"],
+    ["PAGERDUTY_EVENTS_URL", "events.pagerduty.com/v2/enqueue"],
+    ["ALERT_WEBHOOK_URL", "ftp://hooks.example/"],
+  ])("stops on a bad %s (%j) naming the variable", (name, value) => {
+    const extra =
+      name === "ALERT_EMAIL_FROM"
+        ? { ALERT_EMAIL_TO: "soc@example.com" }
+        : name === "ALERT_EMAIL_TO"
+          ? { ALERT_EMAIL_FROM: "waf@example.com" }
+          : {};
+    let err: unknown;
+    try {
+      loadConfig({ ...extra, [name]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(name);
+  });
+
+  it("needs both ALERT_EMAIL_FROM and ALERT_EMAIL_TO for email", () => {
+    expect(() => loadConfig({ ALERT_EMAIL_FROM: "waf@example.com" })).toThrow(
+      /ALERT_EMAIL_TO is required when ALERT_EMAIL_FROM is set/,
+    );
+    expect(() => loadConfig({ ALERT_EMAIL_TO: "soc@example.com" })).toThrow(
+      /ALERT_EMAIL_FROM is required when ALERT_EMAIL_TO is set/,
+    );
+  });
+
+  it("refuses a delivery deadline shorter than one attempt's timeout", () => {
+    expect(() => loadConfig({ NOTIFY_TIMEOUT_MS: "5000", NOTIFY_DEADLINE_MS: "1000" })).toThrow(
+      /NOTIFY_DEADLINE_MS must be at least NOTIFY_TIMEOUT_MS/,
+    );
+  });
+});

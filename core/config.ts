@@ -74,6 +74,33 @@ const ipList = z
     return entries;
   });
 
+const EMAIL = /^(?:[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/;
+
+const email = z
+  .string()
+  .trim()
+  .regex(EMAIL, { error: "must be an email address (or Name <address>)" })
+  .optional();
+
+const emailList = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const entries = (v ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const bad = entries.find((e) => !EMAIL.test(e));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be comma-separated email addresses (got ${JSON.stringify(bad.slice(0, 40))})`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
 const weights = z
   .string()
   .optional()
@@ -183,6 +210,10 @@ export const configSchema = z
     REPUTATION_SET_KEY: optStr,
     REPEAT_OFFENDER_THRESHOLD: int(0, 0),
     REPEAT_OFFENDER_WINDOW_S: int(300, 1),
+    /** How long a repeat offender stays malicious once it crossed the threshold. */
+    REPEAT_OFFENDER_TTL_S: int(3600, 1),
+    /** How often the scorer reloads the reputation set and repeat offenders into memory. */
+    REPUTATION_REFRESH_S: int(30, 1, 86_400),
     IP_MASKING: z
       .enum(["off", "truncate", "hash"], { error: "must be off, truncate or hash" })
       .optional()
@@ -193,11 +224,21 @@ export const configSchema = z
     ALERT_LIST_TTL_S: int(604_800, 1),
     ALERT_THROTTLE_S: int(300, 0),
     PAGERDUTY_MIN_SEVERITY: int(90, 0),
+    SLACK_MIN_SEVERITY: int(80, 0),
+    WEBHOOK_MIN_SEVERITY: int(80, 0),
+    EMAIL_MIN_SEVERITY: int(90, 0),
     SLACK_WEBHOOK_URL: url(/^https?:$/),
     PAGERDUTY_ROUTING_KEY: optStr,
     PAGERDUTY_EVENTS_URL: url(/^https?:$/, "https://events.pagerduty.com/v2/enqueue"),
     ALERT_WEBHOOK_URL: url(/^https?:$/),
     ALERT_WEBHOOK_SECRET: optStr,
+    /** Email through Amazon SES v2: on when both are set (the sender must be SES-verified). */
+    ALERT_EMAIL_FROM: email,
+    ALERT_EMAIL_TO: emailList,
+    /** One notification HTTP request (or SES call) gives up after this long. */
+    NOTIFY_TIMEOUT_MS: int(3000, 100, 60_000),
+    /** All of one invocation's deliveries on a channel, retries included, end within this. */
+    NOTIFY_DEADLINE_MS: int(10_000, 100, 600_000),
     SCORER_FUNCTION: optStr,
     ALERT_FUNCTION: optStr,
     HEALTH_PORT: int(8080, 0, 65_535),
@@ -205,6 +246,27 @@ export const configSchema = z
     DRAIN_TIMEOUT_MS: int(25_000, 0, 600_000),
   })
   .superRefine((c, ctx) => {
+    if (c.ALERT_EMAIL_FROM && c.ALERT_EMAIL_TO.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ALERT_EMAIL_TO"],
+        message: "is required when ALERT_EMAIL_FROM is set",
+      });
+    }
+    if (!c.ALERT_EMAIL_FROM && c.ALERT_EMAIL_TO.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ALERT_EMAIL_FROM"],
+        message: "is required when ALERT_EMAIL_TO is set",
+      });
+    }
+    if (c.NOTIFY_DEADLINE_MS < c.NOTIFY_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["NOTIFY_DEADLINE_MS"],
+        message: "must be at least NOTIFY_TIMEOUT_MS",
+      });
+    }
     if (c.IP_MASKING === "hash" && !c.IP_HASH_KEY) {
       ctx.addIssue({
         code: "custom",

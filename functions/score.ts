@@ -15,12 +15,13 @@ import type { AlertQueue } from "../core/alert/dispatch.ts";
 import type { Config } from "../core/config.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
 import { maskIp } from "../core/privacy/privacy.ts";
+import { ReputationCache, reputationCacheOptions } from "../core/reputation/cache.ts";
 import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
 import { processBatch } from "../core/scoring-batch.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
 import { createMetrics } from "./shared/metrics.ts";
-import { createLogger, runtimeConfig } from "./shared/runtime.ts";
+import { createLogger, createRedis, runtimeConfig } from "./shared/runtime.ts";
 
 export interface ScoreDeps {
   settings: ScorerSettings;
@@ -113,8 +114,17 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   const logger = createLogger("waf-scorer", c.LOG_LEVEL);
   if (!c.ALERT_FUNCTION)
     logger.warn("ALERT_FUNCTION is not set: critical events cannot be alerted");
+  // Threat-intelligence set and repeat offenders: opt-in, held in memory, reloaded in the background.
+  const reputation = reputationCacheOptions(c);
+  const sources = reputation
+    ? [new ReputationCache(createRedis(c.REDIS_URL), { ...reputation, logger })]
+    : [];
+  await Promise.all(sources.map((s) => s.start()));
   return {
-    settings: scorerSettingsFrom(c, { maliciousEntries: readIpFile(c.MALICIOUS_IPS_FILE) }),
+    settings: scorerSettingsFrom(c, {
+      maliciousEntries: readIpFile(c.MALICIOUS_IPS_FILE),
+      sources,
+    }),
     writer: createPointWriter(c, logger),
     alerts: createAlertQueue(new LambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
     logger,

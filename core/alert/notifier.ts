@@ -1,0 +1,227 @@
+/**
+ * One channel's notifier: minimum severity → throttle → delivery (retries, backoff, circuit
+ * breaker) → logs and metrics. It never throws and never takes longer than its deadline, so
+ * a dead receiver cannot hold back the alert list (pushed before) or another channel (each
+ * channel runs on its own).
+ *
+ * When the throttle's Redis calls fail (the list push just succeeded, so this is rare), the
+ * notifier fails open but bounded: within that invocation only the first alert per
+ * (client IP, category) goes out. A missed critical alert is worse than a second one.
+ */
+import type { Alert } from "./alert.ts";
+import type { Channel } from "./channels/channel.ts";
+import {
+  CircuitBreaker,
+  type CircuitState,
+  type Clock,
+  DEFAULT_POLICY,
+  type DeliveryOutcome,
+  type DeliveryPolicy,
+  deliver,
+  redact,
+  systemClock,
+} from "./delivery.ts";
+import {
+  alertNotification,
+  type Notification,
+  summaryNotification,
+  throttleKeyOf,
+} from "./notification.ts";
+import type { Throttle } from "./throttle.ts";
+
+/** The logger slice used here; a Powertools Logger fits. */
+export interface LogSink {
+  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
+  info(message: string, ...extra: Array<Record<string, unknown>>): void;
+  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
+  error(message: string, ...extra: Array<Record<string, unknown>>): void;
+}
+
+/** Counters; the alert function maps them to EMF metrics. */
+export interface CountSink {
+  count(name: string, value: number): void;
+}
+
+export interface ChannelNotifierOptions {
+  channel: Channel;
+  /** Absent: every alert at or above the minimum severity is sent. */
+  throttle?: Throttle;
+  logger: LogSink;
+  metrics?: CountSink;
+  /** Per-attempt timeout, attempts, backoff; `retryAmbiguous` comes from the channel. */
+  policy?: Partial<Omit<DeliveryPolicy, "retryAmbiguous">>;
+  /** Everything one `notify` call sends on this channel ends within this many ms. */
+  deadlineMs?: number;
+  /** Deliveries in flight at once on this channel. */
+  concurrency?: number;
+  breaker?: { failureThreshold?: number; cooldownMs?: number };
+  clock?: Clock;
+}
+
+/** Metric names: one per channel (a `channel` dimension would change the metric identity). */
+export const metricName = (what: "Sent" | "Failed" | "Throttled" | "Skipped", channel: string) =>
+  `Notifications${what}_${channel}`;
+
+export class ChannelNotifier {
+  readonly name: string;
+  readonly breaker: CircuitBreaker;
+  private readonly policy: DeliveryPolicy;
+  private readonly deadlineMs: number;
+  private readonly concurrency: number;
+  private readonly clock: Clock;
+
+  constructor(private readonly opts: ChannelNotifierOptions) {
+    const { channel, logger } = opts;
+    this.name = channel.name;
+    this.clock = opts.clock ?? systemClock;
+    this.policy = { ...DEFAULT_POLICY, ...opts.policy, retryAmbiguous: channel.idempotent };
+    this.deadlineMs = opts.deadlineMs ?? 10_000;
+    this.concurrency = Math.max(1, opts.concurrency ?? 4);
+    this.breaker = new CircuitBreaker({
+      failureThreshold: opts.breaker?.failureThreshold ?? 5,
+      cooldownMs: opts.breaker?.cooldownMs ?? 30_000,
+      now: () => this.clock.now(),
+      onChange: (state: CircuitState, failures: number) => {
+        const fields = { channel: channel.name, circuit: state, consecutive_failures: failures };
+        if (state === "open") logger.error("notification channel circuit opened", fields);
+        else logger.info(`notification channel circuit ${state}`, fields);
+      },
+    });
+  }
+
+  /**
+   * Notifies the channel of newly listed alerts and of throttle windows that ended. Called on
+   * every invocation, with no alerts too (then it only sends due summaries).
+   */
+  async notify(alerts: readonly Alert[]): Promise<void> {
+    const started = this.clock.now();
+    const { channel, logger } = this.opts;
+    const eligible = alerts.filter((a) => a.severity >= channel.minSeverity);
+    const { notifications, throttled } = await this.plan(eligible);
+    if (throttled > 0) {
+      logger.debug("notifications throttled", { channel: channel.name, throttled });
+    }
+    const deadlineAt = started + this.deadlineMs;
+    const outcomes = await mapLimit(notifications, this.concurrency, (n) =>
+      deliver((signal) => channel.send(n, signal), {
+        policy: this.policy,
+        breaker: this.breaker,
+        deadlineAt,
+        clock: this.clock,
+      }),
+    );
+    let sent = 0;
+    let failed = 0;
+    let skipped = 0;
+    outcomes.forEach((o, i) => {
+      const n = notifications[i] as Notification;
+      const fields = { channel: channel.name, ...describe(n), attempts: o.attempts };
+      if (o.ok) {
+        sent++;
+        logger.info("notification sent", { ...fields, status: o.status });
+        return;
+      }
+      if (o.reason === "circuit-open" && o.attempts === 0) skipped++;
+      else failed++;
+      logger.error("notification failed", {
+        ...fields,
+        reason: o.reason,
+        ...(o.status !== undefined ? { status: o.status } : {}),
+        ...(o.detail ? { error: redact(o.detail, channel.secrets) } : {}),
+      });
+    });
+    const m = this.opts.metrics;
+    if (m) {
+      m.count(metricName("Sent", channel.name), sent);
+      m.count(metricName("Failed", channel.name), failed);
+      m.count(metricName("Skipped", channel.name), skipped);
+      m.count(metricName("Throttled", channel.name), throttled);
+    }
+  }
+
+  private async plan(
+    alerts: readonly Alert[],
+  ): Promise<{ notifications: Notification[]; throttled: number }> {
+    const { throttle, channel, logger } = this.opts;
+    if (!throttle) return { notifications: alerts.map((a) => alertNotification(a)), throttled: 0 };
+    const notifications: Notification[] = [];
+    let throttled = 0;
+    try {
+      for (const d of await throttle.admit(channel.name, alerts)) {
+        if (d.send) notifications.push(alertNotification(d.alert, d.previous));
+        else throttled++;
+      }
+    } catch (err) {
+      logger.error(
+        "notification throttle unavailable: sending the first alert per client IP and category",
+        {
+          channel: channel.name,
+          error: errorText(err),
+        },
+      );
+      const seen = new Set<string>();
+      for (const a of alerts) {
+        const k = throttleKeyOf(a);
+        const key = `${k.category}\u0000${k.clientIp}`;
+        if (seen.has(key)) throttled++;
+        else {
+          seen.add(key);
+          notifications.push(alertNotification(a));
+        }
+      }
+    }
+    try {
+      for (const s of await throttle.due(channel.name)) notifications.push(summaryNotification(s));
+    } catch (err) {
+      logger.error("notification throttle summaries unavailable", {
+        channel: channel.name,
+        error: errorText(err),
+      });
+    }
+    return { notifications, throttled };
+  }
+}
+
+function describe(n: Notification): Record<string, unknown> {
+  if (n.kind === "summary") {
+    return {
+      kind: "summary",
+      client_ip: n.summary.clientIp,
+      category: n.summary.category,
+      suppressed: n.summary.suppressed,
+      first_tx_id: n.summary.firstTxId,
+    };
+  }
+  return {
+    kind: "alert",
+    tx_id: n.alert.tx_id,
+    client_ip: n.alert.client_ip,
+    severity: n.alert.severity,
+    rule_id: n.alert.rule_id,
+    ...(n.previous ? { previous_suppressed: n.previous.suppressed } : {}),
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Runs `fn` over items with at most `limit` in flight, results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export type { DeliveryOutcome };
