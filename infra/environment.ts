@@ -59,6 +59,19 @@ export function scorerEnvironment(cfg: StageConfig): Record<string, string> {
     INFLUXDB_API: cfg.influx.api,
     MAX_RECORD_BYTES: String(cfg.reader.maxRecordBytes),
     IP_MASKING: cfg.ipMasking,
+    ...threatIntelEnvironment(cfg),
+  };
+}
+
+/** Scorer and alerter must agree on these: one reads what the other writes. */
+function threatIntelEnvironment(cfg: StageConfig): Record<string, string> {
+  const t = cfg.threatIntel;
+  return {
+    ...(t.reputationSetKey ? { REPUTATION_SET_KEY: t.reputationSetKey } : {}),
+    REPEAT_OFFENDER_THRESHOLD: String(t.repeatOffenderThreshold),
+    REPEAT_OFFENDER_WINDOW_S: String(t.repeatOffenderWindowSeconds),
+    REPEAT_OFFENDER_TTL_S: String(t.repeatOffenderTtlSeconds),
+    REPUTATION_REFRESH_S: String(t.refreshSeconds),
   };
 }
 
@@ -68,5 +81,16 @@ export function alerterEnvironment(cfg: StageConfig): Record<string, string> {
     ...common(cfg, SERVICE_NAMES.alerter),
     ALERT_LIST_KEY: cfg.stream.alertListKey,
     IP_MASKING: cfg.ipMasking,
+    ALERT_THROTTLE_S: String(cfg.notifications.throttleSeconds),
+    PAGERDUTY_MIN_SEVERITY: String(cfg.notifications.pagerDutyMinSeverity),
+    SLACK_MIN_SEVERITY: String(cfg.notifications.slackMinSeverity),
+    WEBHOOK_MIN_SEVERITY: String(cfg.notifications.webhookMinSeverity),
+    EMAIL_MIN_SEVERITY: String(cfg.notifications.emailMinSeverity),
+    NOTIFY_TIMEOUT_MS: String(cfg.notifications.timeoutMs),
+    NOTIFY_DEADLINE_MS: String(cfg.notifications.deadlineMs),
+    ...(cfg.notifications.emailFrom && cfg.notifications.emailTo
+      ? { ALERT_EMAIL_FROM: cfg.notifications.emailFrom, ALERT_EMAIL_TO: cfg.notifications.emailTo }
+      : {}),
+    ...threatIntelEnvironment(cfg),
   };
 }

@@ -253,4 +253,13 @@ describe("deploy-time environment", () => {
       "https://i:8086",
     );
   });
+
+  it("refuses a notification deadline that the alert function's timeout cannot hold", () => {
+    expect(() => resolveStage("dev", { notifications: { deadlineMs: 30_000 } })).toThrow(
+      /notifications\.deadlineMs/,
+    );
+    expect(() => resolveStage("dev", { notifications: { emailFrom: "a@example.com" } })).toThrow(
+      /emailFrom and notifications\.emailTo must be set together/,
+    );
+  });
 });

@@ -116,6 +116,34 @@ export interface StageConfig {
     stopTimeoutSeconds: number;
     healthPort: number;
   };
+  /** The alert function's notification settings (SPEC §4); a channel is on when its secret is set. */
+  notifications: {
+    /** `ALERT_THROTTLE_S`: one notification per (client IP, category) and window. */
+    throttleSeconds: number;
+    pagerDutyMinSeverity: number;
+    slackMinSeverity: number;
+    webhookMinSeverity: number;
+    emailMinSeverity: number;
+    /** SES sender; email is on when it and `emailTo` are set (`WAF_ALERT_EMAIL_FROM`). */
+    emailFrom?: string;
+    /** Comma-separated recipients (`WAF_ALERT_EMAIL_TO`). */
+    emailTo?: string;
+    /** One notification request's timeout. */
+    timeoutMs: number;
+    /** Bound on one invocation's deliveries per channel; below the alert function's timeout. */
+    deadlineMs: number;
+  };
+  /** Opt-in threat intelligence (SPEC §3): read by the scorer, repeat offenders fed by the alerter. */
+  threatIntel: {
+    /** Redis sorted set of malicious IPs/CIDRs written by feeds (`REPUTATION_SET_KEY`). */
+    reputationSetKey?: string;
+    /** Critical events from one IP within the window that make it malicious; 0 = off. */
+    repeatOffenderThreshold: number;
+    repeatOffenderWindowSeconds: number;
+    repeatOffenderTtlSeconds: number;
+    /** How often the scorer reloads both into memory. */
+    refreshSeconds: number;
+  };
   alarms: {
     periodSeconds: number;
     evaluationPeriods: number;
@@ -175,6 +203,21 @@ const BASE: Omit<StageConfig, "stage"> = {
     invokeBudgetMs: 10_000,
     stopTimeoutSeconds: 45,
     healthPort: 8080,
+  },
+  notifications: {
+    throttleSeconds: 300,
+    pagerDutyMinSeverity: 90,
+    slackMinSeverity: 80,
+    webhookMinSeverity: 80,
+    emailMinSeverity: 90,
+    timeoutMs: 3000,
+    deadlineMs: 10_000,
+  },
+  threatIntel: {
+    repeatOffenderThreshold: 0,
+    repeatOffenderWindowSeconds: 300,
+    repeatOffenderTtlSeconds: 3600,
+    refreshSeconds: 30,
   },
   alarms: {
     periodSeconds: 60,
@@ -483,6 +526,22 @@ export function validateStage(cfg: StageConfig): string[] {
     if (!(value > 0)) problems.push(`${name} must be above 0, got ${value}`);
   }
 
+  const n = cfg.notifications;
+  if (n.deadlineMs < n.timeoutMs) {
+    problems.push(
+      `notifications.deadlineMs (${n.deadlineMs}) must be at least notifications.timeoutMs (${n.timeoutMs})`,
+    );
+  }
+  if (n.deadlineMs >= alerter.timeoutSeconds * 1000) {
+    problems.push(
+      `notifications.deadlineMs (${n.deadlineMs}) must stay below the alert function's timeout ` +
+        `(${alerter.timeoutSeconds} s), or a slow channel would time the whole invocation out.`,
+    );
+  }
+  if (Boolean(n.emailFrom) !== Boolean(n.emailTo)) {
+    problems.push("notifications.emailFrom and notifications.emailTo must be set together");
+  }
+
   return problems;
 }
 
@@ -534,6 +593,11 @@ export function overridesFromEnv(env: Record<string, string | undefined>): Stage
   const out: StageOverrides = {};
   if (Object.keys(influx).length > 0) out.influx = influx;
   if (env.WAF_ALARM_EMAIL) out.alarms = { email: env.WAF_ALARM_EMAIL };
+  if (env.WAF_ALERT_EMAIL_FROM || env.WAF_ALERT_EMAIL_TO) {
+    out.notifications = { emailFrom: env.WAF_ALERT_EMAIL_FROM, emailTo: env.WAF_ALERT_EMAIL_TO };
+  }
+  if (env.WAF_REPUTATION_SET_KEY)
+    out.threatIntel = { reputationSetKey: env.WAF_REPUTATION_SET_KEY };
   return out;
 }
 
