@@ -2,7 +2,6 @@
  * The scoring function (SPEC §5): `{ records: [{ id, data, deliveryCount }] }` in,
  * `{ batchItemFailures, rejected }` out. Middleware first, the use case last.
  */
-import { readFileSync } from "node:fs";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -21,7 +20,12 @@ import { processBatch } from "../core/scoring-batch.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
 import { createMetrics } from "./shared/metrics.ts";
-import { createLogger, createRedis, runtimeConfig } from "./shared/runtime.ts";
+import {
+  createLogger,
+  createRedis,
+  readMaliciousIpsFile,
+  runtimeConfig,
+} from "./shared/runtime.ts";
 
 export interface ScoreDeps {
   settings: ScorerSettings;
@@ -104,10 +108,6 @@ export function createHandler(deps: ScoreDeps) {
   });
 }
 
-function readIpFile(path: string | undefined): string[] {
-  return path ? readFileSync(path, "utf8").split(/\r?\n/) : [];
-}
-
 /** The live dependencies, from the environment. */
 export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   const c = config ?? (await runtimeConfig());
@@ -122,7 +122,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   await Promise.all(sources.map((s) => s.start()));
   return {
     settings: scorerSettingsFrom(c, {
-      maliciousEntries: readIpFile(c.MALICIOUS_IPS_FILE),
+      maliciousEntries: readMaliciousIpsFile(c.MALICIOUS_IPS_FILE),
       sources,
     }),
     writer: createPointWriter(c, logger),
