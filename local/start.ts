@@ -7,6 +7,7 @@
  *   npm start                 the pipeline, waiting for records on the stream
  *   npm start -- --demo       also feeds real fixture records and a steady demo mix
  *   npm start -- --logs       stream the processes' JSON logs here instead of the summary
+ *   npm start -- --view-port 9000   the live view's port (default 8900, or any free one if taken)
  */
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
@@ -15,11 +16,48 @@ import { ConfigError, loadConfig } from "../core/config.ts";
 import { streamStatus } from "../core/stream/status.ts";
 import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
 import { type Stack, startStack } from "./stack.ts";
+import { type LiveView, startLiveView } from "./web/server.ts";
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const demo = args.has("--demo");
 const showLogs = args.has("--logs");
 const logDir = resolve(process.env.WAF_LOG_DIR ?? ".tmp/logs");
+const DEFAULT_VIEW_PORT = 8900;
+
+/** `--view-port P` or `--view-port=P`; undefined when not given. */
+function viewPortArg(): number | undefined {
+  const i = argv.findIndex((a) => a === "--view-port" || a.startsWith("--view-port="));
+  if (i === -1) return undefined;
+  const raw = argv[i]?.includes("=") ? argv[i]?.split("=")[1] : argv[i + 1];
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new Error(`--view-port must be a port number (got "${raw}")`);
+  return port;
+}
+
+/** The live view on the asked port, else on 8900, else (taken) on any free port. */
+async function startView(
+  redis: Redis,
+  redisLabel: string,
+  config: ReturnType<typeof loadConfig>,
+  port: number | undefined,
+): Promise<LiveView> {
+  const opts = {
+    redis,
+    redisLabel,
+    streamKey: config.STREAM_KEY,
+    group: config.CONSUMER_GROUP,
+    dlqKey: config.DLQ_STREAM_KEY,
+    alertListKey: config.ALERT_LIST_KEY,
+  };
+  try {
+    return await startLiveView({ ...opts, port: port ?? DEFAULT_VIEW_PORT });
+  } catch (err) {
+    if (port !== undefined || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    return startLiveView({ ...opts, port: 0 });
+  }
+}
 
 function unset(name: string): boolean {
   return (process.env[name] ?? "").trim() === "";
@@ -27,6 +65,7 @@ function unset(name: string): boolean {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env); // fail fast, naming the variable
+  const viewPort = viewPortArg();
   const influxApi = config.INFLUXDB_API;
   console.log("waf: starting the local pipeline…");
   const stack: Stack = await startStack({
@@ -38,14 +77,25 @@ async function main(): Promise<void> {
   });
   const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
   const redisShown = stack.redisUrl.replace(/\/\/[^@/]*@/, "//***@");
+  let view: LiveView;
+  try {
+    view = await startView(redis, redisShown, config, viewPort);
+  } catch (err) {
+    redis.disconnect();
+    await stack.stop();
+    throw new Error(`live view: ${(err as Error).message}`, { cause: err });
+  }
   console.log(
     [
       `  Redis       ${redisShown}${stack.services.redis ? " (throwaway)" : ""}`,
       `  InfluxDB    ${stack.influxUrl} (${influxApi} API${stack.services.influx ? `, throwaway ${influxApi === "v1" ? "InfluxDB 1.x" : "VictoriaMetrics"}` : ""}, bucket ${config.INFLUXDB_BUCKET})`,
       `  Invoke API  ${stack.lambdaUrl} (functions waf-scorer, waf-alerter)`,
+      `  live view   ${view.url}`,
+      `  health      ${stack.healthUrl() ?? "(reader not started)"}`,
       `  logs        ${logDir}/{reader,runtime}.log`,
       `  send        redis-cli -u ${redisShown} XADD ${config.STREAM_KEY} '*' ${config.STREAM_FIELD} '<audit record JSON>'`,
       `  alerts      redis-cli -u ${redisShown} LRANGE ${config.ALERT_LIST_KEY} 0 9`,
+      `  waf         REDIS_URL=${redisShown} npx waf status | alerts --follow | replay FILE | dlq list`,
       "  Ctrl-C stops everything.",
     ].join("\n"),
   );
@@ -118,6 +168,7 @@ async function main(): Promise<void> {
     if (tty) process.stdout.write("\n");
     console.log(`waf: ${signal}: draining the reader and stopping…`);
     tail?.kill();
+    await view.close();
     await redis.quit().catch(() => undefined);
     await stack.stop();
     console.log("waf: stopped.");

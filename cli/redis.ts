@@ -1,0 +1,132 @@
+/**
+ * The `waf` command's Redis connection: fails fast and names Redis (with the URL, password
+ * masked) when the server cannot be reached, so every command exits within 10 seconds instead
+ * of retrying forever the way a long-running service should.
+ */
+import { Redis } from "ioredis";
+
+/** Everything about connecting must be over well within the 10 s promise (SPEC §7). */
+const CONNECT_BUDGET_MS = 6_000;
+const CONNECT_TIMEOUT_MS = 3_000;
+
+/** Redis could not be reached (or refused our credentials). */
+export class RedisUnreachableError extends Error {
+  override readonly name = "RedisUnreachableError";
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot reach Redis at ${url}: ${reason}`, options);
+  }
+}
+
+/**
+ * The URL with its password (or a lone user name, which some servers take as the password)
+ * replaced by `***`, for messages.
+ *
+ * @example
+ * maskRedisUrl("redis://:s3cret@cache:6379") // "redis://:***@cache:6379"
+ */
+export function maskRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    else if (u.username) u.username = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, "//***@");
+  }
+}
+
+/** A short reason an operator understands, from a socket or Redis error. */
+export function describeConnectError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  const message = e?.message ?? String(err);
+  switch (e?.code) {
+    case "ECONNREFUSED":
+      return `connection refused (${message}): is the server running, is the port right?`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `host not found (${message})`;
+    case "ETIMEDOUT":
+      return `connection timed out (${message}): firewall, security group or tunnel?`;
+    case "ECONNRESET":
+      return `connection reset (${message}): TLS mismatch (rediss:// vs redis://)?`;
+  }
+  if (/Unknown RESP type|Protocol error/i.test(message)) {
+    return `the server there does not speak Redis (${message}): wrong port, or a proxy in the way?`;
+  }
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) {
+    return `authentication failed (${message}): check the password in REDIS_URL`;
+  }
+  return message;
+}
+
+function scrub(text: string, url: string): string {
+  try {
+    const { password, username } = new URL(url);
+    let out = text;
+    for (const secret of [password, username]) {
+      if (secret && secret.length >= 3) out = out.replaceAll(decodeURIComponent(secret), "***");
+    }
+    return out;
+  } catch {
+    return text;
+  }
+}
+
+export interface ConnectOptions {
+  /**
+   * Keep reconnecting after the first connection was made (`waf alerts --follow`, `waf view`):
+   * a Redis restart is then a pause, not the end of the command.
+   */
+  persistent?: boolean;
+}
+
+/**
+ * Connects and PINGs, or throws {@link RedisUnreachableError} within about 6 seconds.
+ * One-shot clients give up on a lost connection; persistent ones reconnect forever.
+ */
+export async function connectRedis(url: string, opts: ConnectOptions = {}): Promise<Redis> {
+  const shown = maskRedisUrl(url);
+  let lastError: unknown;
+  let connected = false;
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    // Before the first connection: a couple of quick retries, then give up.
+    retryStrategy: (times) => {
+      if (connected && opts.persistent) return Math.min(times * 250, 2_000);
+      return times > 2 ? null : 250 * times;
+    },
+  });
+  redis.on("error", (err) => {
+    lastError = err;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      (async () => {
+        await redis.connect();
+        await redis.ping();
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${CONNECT_BUDGET_MS / 1000} s`)),
+          CONNECT_BUDGET_MS,
+        );
+      }),
+    ]);
+    connected = true;
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    const cause = lastError ?? err;
+    throw new RedisUnreachableError(shown, scrub(describeConnectError(cause), url), { cause });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The `waf` command as a function: dispatches a subcommand and maps every failure to an exit
+ * code and one line on stderr. `cli/main.ts` calls it with the process's streams; tests call it
+ * in-process.
+ *
+ * Exit codes: 0 done; 1 failed; 2 bad usage or configuration; 3 Redis unreachable;
+ * 130 interrupted.
+ */
+import { readFileSync } from "node:fs";
+import { ConfigError, loadConfig } from "../core/config.ts";
+import { scorerSettingsFrom } from "../core/scorer.ts";
+import { UsageError } from "./args.ts";
+import {
+  alertsCommand,
+  dlqCommand,
+  type Io,
+  replayCommand,
+  statusCommand,
+  viewCommand,
+} from "./commands.ts";
+import { maskRedisUrl, RedisUnreachableError } from "./redis.ts";
+import { openInput, scoreStream } from "./score.ts";
+
+const USAGE = `usage: waf <command> [options]
+
+commands:
+  score [FILE]                 score JSON-lines audit records (stdin when no FILE); one JSON
+                               line out per line; no services needed
+  replay FILE|DIR… [--rate N]  put every non-blank line on the stream, verbatim (.gz too;
+         [--maxlen N]          a DIR means its .json/.jsonl/.ndjson/.log/.gz files; - is stdin)
+  alerts [--follow] [--level L[,L]] [--ip IP] [--rule ID] [--limit N] [--json]
+                               the alert list, newest first; --follow prints new ones as they come
+  dlq list [--reason R] [--limit N] [--json]
+                               dead-lettered records, newest first (R: part of the reason)
+  dlq show ID [--raw|--json]   one dead-lettered record with its reason (--raw: the record only)
+  dlq redrive [ID…] [--reason R] [--limit N] [--dry-run]
+                               move records back to the stream for the reader to process again
+  status [--sample S] [--json] stream length, lag, pending per consumer, DLQ and alert list
+                               sizes, throughput over S seconds (default 1)
+  view [--port P] [--host H]   the live web view on http://127.0.0.1:P/ (default 8900)
+  help                         this text
+
+Configuration comes from the environment (REDIS_URL, STREAM_KEY, STREAM_FIELD, CONSUMER_GROUP,
+DLQ_STREAM_KEY, ALERT_LIST_KEY…; see README: Configuration).
+Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 Redis unreachable, 130 interrupted.`;
+
+function readIpFile(path: string | undefined): string[] {
+  if (!path) return [];
+  return readFileSync(path, "utf8").split(/\r?\n/);
+}
+
+async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const [command, ...args] = argv;
+  const wantsHelp = args.includes("--help") || args.includes("-h");
+  if (wantsHelp && command !== undefined && command !== "dlq") {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  switch (command) {
+    case "score": {
+      const config = loadConfig(env);
+      const settings = scorerSettingsFrom(config, {
+        maliciousEntries: readIpFile(config.MALICIOUS_IPS_FILE),
+      });
+      const input = openInput(args[0]);
+      const { scored, invalid } = await scoreStream(input, io.stdout, settings);
+      io.stderr.write(`waf score: ${scored} scored, ${invalid} invalid\n`);
+      return 0;
+    }
+    case "replay":
+      return replayCommand(args, loadConfig(env), io);
+    case "alerts":
+      return alertsCommand(args, loadConfig(env), io);
+    case "dlq":
+      return dlqCommand(args, loadConfig(env), io);
+    case "status":
+      return statusCommand(args, loadConfig(env), io);
+    case "view":
+      return viewCommand(args, loadConfig(env), io);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      io.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      io.stderr.write(`waf: unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+/** Runs one `waf` invocation; resolves with its exit code, never rejects. */
+export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const command = argv[0] ?? "";
+  try {
+    return await dispatch(argv, env, io);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      io.stderr.write(`waf: ${err.message.replace(/^waf: /, "")}\n`);
+      return 2;
+    }
+    if (err instanceof RedisUnreachableError) {
+      io.stderr.write(
+        `waf ${command}: ${err.message}\n  Is REDIS_URL right and the server up? On AWS, open the tunnel to the cluster first.\n`,
+      );
+      return 3;
+    }
+    // Whatever broke mid-command (a lost connection, a WRONGTYPE key) came from Redis.
+    const message = err instanceof Error ? err.message : String(err);
+    const redis = maskRedisUrl(env.REDIS_URL?.trim() || "redis://localhost:6379");
+    io.stderr.write(
+      `waf ${command}: ${message}${message.includes("Redis") ? "" : ` (Redis ${redis})`}\n`,
+    );
+    if (env.WAF_DEBUG) io.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
+    return 1;
+  }
+}

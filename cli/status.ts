@@ -1,0 +1,250 @@
+/**
+ * `waf status`: the pipeline's state in words an operator reads at 3 a.m. (SPEC §7): stream
+ * length, consumer-group lag, pending entries per consumer with idle time, DLQ size, alert list
+ * size, and recent throughput from two samples taken a moment apart; then what looks wrong.
+ */
+import type { Redis } from "ioredis";
+import { type StreamStatus, streamStatus } from "../core/stream/status.ts";
+import { clean, count, duration, plural, streamIdMs } from "./format.ts";
+
+export interface StatusKeys {
+  streamKey: string;
+  group: string;
+  dlqKey: string;
+  alertListKey: string;
+  /** CLAIM_IDLE_MS: a consumer idle longer than this with pending entries is probably dead. */
+  claimIdleMs: number;
+}
+
+export interface Snapshot {
+  /** Redis server time, ms. */
+  at: number;
+  stream: StreamStatus;
+  /** XINFO STREAM entries-added (Redis 7+); undefined before. */
+  entriesAdded: number | undefined;
+  /** Time of the newest entry ever added (from last-generated-id), ms. */
+  lastAddedMs: number | undefined;
+  alertListLength: number;
+  /** listed_at of the newest alert, unix seconds. */
+  newestAlertAt: number | undefined;
+  /** failed_at of the newest DLQ entry (ISO) and its reason. */
+  newestDlq: { at: string; reason: string } | undefined;
+  redisVersion: string | undefined;
+}
+
+export interface StatusReport {
+  redisUrl: string;
+  redisVersion: string | undefined;
+  stream: {
+    key: string;
+    length: number;
+    lastAddedAgoMs: number | undefined;
+  };
+  group: {
+    name: string;
+    exists: boolean;
+    lag: number | undefined;
+    pending: number;
+    consumers: Array<{ name: string; pending: number; idleMs: number }>;
+  };
+  throughput: {
+    sampleMs: number;
+    /** Entries added to the stream per second. */
+    arrivingPerS: number | undefined;
+    /** Entries the group read (delivered for the first time) per second. */
+    readPerS: number | undefined;
+    /** Entries the group finished (read and acknowledged) per second. */
+    donePerS: number | undefined;
+  };
+  dlq: { key: string; length: number; newest: { at: string; reason: string } | undefined };
+  alerts: { key: string; length: number; newestAgoMs: number | undefined };
+  warnings: string[];
+}
+
+function flat(list: unknown): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (!Array.isArray(list)) return o;
+  for (let i = 0; i + 1 < list.length; i += 2) o[String(list[i])] = list[i + 1];
+  return o;
+}
+
+/** One sample: a handful of commands in two round trips. */
+export async function snapshot(redis: Redis, k: StatusKeys): Promise<Snapshot> {
+  const stream = await streamStatus(redis, {
+    streamKey: k.streamKey,
+    group: k.group,
+    dlqKey: k.dlqKey,
+    withConsumers: true,
+  });
+  const p = redis.pipeline();
+  p.time();
+  p.xinfo("STREAM", k.streamKey);
+  p.llen(k.alertListKey);
+  p.lindex(k.alertListKey, 0);
+  p.xrevrange(k.dlqKey, "+", "-", "COUNT", 1);
+  p.info("server");
+  const [time, info, llen, head, dlqHead, server] = (await p.exec()) ?? [];
+  if (time?.[0]) throw time[0];
+  if (llen?.[0]) throw llen[0];
+  const [sec, usec] = (time?.[1] as [string, string]) ?? ["0", "0"];
+  const at = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  const xinfo = info?.[0] ? {} : flat(info?.[1]);
+  const added = xinfo["entries-added"];
+  const lastId = xinfo["last-generated-id"];
+  let newestAlertAt: number | undefined;
+  if (!head?.[0] && typeof head?.[1] === "string") {
+    const m = /"listed_at":(\d+)\}$/.exec(head[1]);
+    if (m) newestAlertAt = Number(m[1]);
+  }
+  let newestDlq: Snapshot["newestDlq"];
+  const dlqEntries = dlqHead?.[0] ? [] : (dlqHead?.[1] as Array<[string, string[]]>);
+  if (dlqEntries?.[0]) {
+    const f = flat(dlqEntries[0][1]);
+    newestDlq = { at: String(f.failed_at ?? ""), reason: String(f.reason ?? "") };
+  }
+  const version = server?.[0]
+    ? undefined
+    : /redis_version:([^\r\n]+)/.exec(String(server?.[1] ?? ""))?.[1];
+  return {
+    at,
+    stream,
+    entriesAdded: added === undefined || added === null ? undefined : Number(added),
+    lastAddedMs: typeof lastId === "string" && lastId !== "0-0" ? streamIdMs(lastId) : undefined,
+    alertListLength: Number(llen?.[1] ?? 0),
+    newestAlertAt,
+    newestDlq,
+    redisVersion: version,
+  };
+}
+
+const perSecond = (a: number | undefined, b: number | undefined, ms: number) =>
+  a === undefined || b === undefined || ms <= 0 ? undefined : Math.max(0, ((b - a) * 1000) / ms);
+
+/** The report from a first and a last sample (the same one when no sampling was asked for). */
+export function report(
+  first: Snapshot,
+  last: Snapshot,
+  k: StatusKeys,
+  redisUrl: string,
+): StatusReport {
+  const s = last.stream;
+  const ms = last.at - first.at;
+  const arriving = perSecond(
+    first.entriesAdded ?? first.stream.length,
+    last.entriesAdded ?? last.stream.length,
+    ms,
+  );
+  const done = (x: Snapshot) => x.stream.entriesRead - x.stream.pending;
+  const r: StatusReport = {
+    redisUrl,
+    redisVersion: last.redisVersion,
+    stream: {
+      key: k.streamKey,
+      length: s.length,
+      lastAddedAgoMs: last.lastAddedMs === undefined ? undefined : last.at - last.lastAddedMs,
+    },
+    group: {
+      name: k.group,
+      exists: s.groupExists,
+      lag: s.lag,
+      pending: s.pending,
+      consumers: s.consumers,
+    },
+    throughput: {
+      sampleMs: ms,
+      arrivingPerS: arriving,
+      readPerS: perSecond(first.stream.entriesRead, last.stream.entriesRead, ms),
+      donePerS: perSecond(done(first), done(last), ms),
+    },
+    dlq: { key: k.dlqKey, length: s.dlqLength, newest: last.newestDlq },
+    alerts: {
+      key: k.alertListKey,
+      length: last.alertListLength,
+      newestAgoMs:
+        last.newestAlertAt === undefined ? undefined : last.at - last.newestAlertAt * 1000,
+    },
+    warnings: [],
+  };
+  r.warnings = warningsOf(r, first, k);
+  return r;
+}
+
+function warningsOf(r: StatusReport, first: Snapshot, k: StatusKeys): string[] {
+  const w: string[] = [];
+  const g = r.group;
+  if (!g.exists) {
+    if (r.stream.length > 0)
+      w.push(
+        `consumer group "${clean(g.name)}" does not exist: no reader has started on this stream (or CONSUMER_GROUP differs). Start one: npm start, or the Fargate service.`,
+      );
+    return w;
+  }
+  if (g.consumers.length === 0)
+    w.push("the group has no consumers: no reader has ever read from it.");
+  const lag = g.lag ?? 0;
+  const sampled = r.throughput.sampleMs > 0;
+  if (lag > 0 && sampled && (r.throughput.readPerS ?? 0) === 0)
+    w.push(
+      `${plural(lag, "entry", "entries")} waiting and none read while sampling: is a reader running? Check its /healthz and logs (npm start -- --logs).`,
+    );
+  else if (
+    sampled &&
+    first.stream.lag !== undefined &&
+    g.lag !== undefined &&
+    g.lag > first.stream.lag
+  )
+    w.push(
+      `lag grew from ${count(first.stream.lag)} to ${count(g.lag)} while sampling: entries arrive faster than they are processed (more reader tasks, MAX_IN_FLIGHT, BATCH_SIZE; see docs/troubleshooting.md).`,
+    );
+  for (const c of g.consumers) {
+    if (c.pending > 0 && c.idleMs > k.claimIdleMs)
+      w.push(
+        `consumer "${clean(c.name)}" holds ${plural(c.pending, "pending entry", "pending entries")} and has been idle ${duration(c.idleMs)}: probably dead; a running reader claims them (CLAIM_IDLE_MS ${duration(k.claimIdleMs)}).`,
+      );
+  }
+  if (r.dlq.length > 0)
+    w.push(
+      `${plural(r.dlq.length, "record")} dead-lettered: see why with waf dlq list, resend with waf dlq redrive.`,
+    );
+  return w;
+}
+
+const ago = (ms: number | undefined) => (ms === undefined ? "" : `, ${duration(ms)} ago`);
+const rate = (v: number | undefined) =>
+  v === undefined ? "unknown" : `${v < 10 && v > 0 ? v.toFixed(1) : count(Math.round(v))}/s`;
+
+/** The report in words. */
+export function formatReport(r: StatusReport): string {
+  const out: string[] = [];
+  out.push(`Redis ${r.redisUrl}${r.redisVersion ? ` (Redis ${clean(r.redisVersion)})` : ""}`);
+  out.push(
+    `Stream ${clean(r.stream.key)}: ${plural(r.stream.length, "entry", "entries")}${r.stream.lastAddedAgoMs === undefined ? ", nothing ever added" : `, newest added ${duration(r.stream.lastAddedAgoMs)} ago`}`,
+  );
+  const g = r.group;
+  if (!g.exists) out.push(`Consumer group ${clean(g.name)}: not created yet`);
+  else {
+    out.push(
+      `Consumer group ${clean(g.name)}: lag ${g.lag === undefined ? "unknown (entries were deleted or trimmed)" : `${plural(g.lag, "entry", "entries")} not yet read`}, ${plural(g.pending, "entry", "entries")} pending (read, not yet acknowledged)`,
+    );
+    if (g.consumers.length === 0) out.push("  no consumers");
+    for (const c of [...g.consumers].sort((a, b) => b.pending - a.pending))
+      out.push(
+        `  consumer ${clean(c.name)}: ${count(c.pending)} pending, idle ${duration(c.idleMs)}`,
+      );
+  }
+  const t = r.throughput;
+  out.push(
+    t.sampleMs > 0
+      ? `Throughput over ${duration(t.sampleMs)}: ${rate(t.arrivingPerS)} arriving, ${rate(t.readPerS)} read, ${rate(t.donePerS)} done (acknowledged)`
+      : "Throughput: not sampled (--sample 0)",
+  );
+  out.push(
+    `Dead-letter stream ${clean(r.dlq.key)}: ${plural(r.dlq.length, "entry", "entries")}${r.dlq.newest ? `, newest at ${clean(r.dlq.newest.at)}: ${clean(r.dlq.newest.reason).slice(0, 120)}` : ""}`,
+  );
+  out.push(
+    `Alert list ${clean(r.alerts.key)}: ${plural(r.alerts.length, "alert")}${r.alerts.length > 0 ? ago(r.alerts.newestAgoMs).replace(", ", ", newest listed ") : ""}`,
+  );
+  if (r.warnings.length === 0) out.push("OK: nothing looks wrong.");
+  else for (const w of r.warnings) out.push(`! ${w}`);
+  return out.join("\n");
+}
