@@ -6,9 +6,9 @@
  * Exit codes: 0 done; 1 failed; 2 bad usage or configuration; 3 Redis unreachable;
  * 130 interrupted.
  */
-import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "../core/config.ts";
 import { scorerSettingsFrom } from "../core/scorer.ts";
+import { readMaliciousIpsFile } from "../functions/shared/malicious-ips.ts";
 import { UsageError } from "./args.ts";
 import {
   alertsCommand,
@@ -44,11 +44,6 @@ Configuration comes from the environment (REDIS_URL, STREAM_KEY, STREAM_FIELD, C
 DLQ_STREAM_KEY, ALERT_LIST_KEY…; see README: Configuration).
 Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 Redis unreachable, 130 interrupted.`;
 
-function readIpFile(path: string | undefined): string[] {
-  if (!path) return [];
-  return readFileSync(path, "utf8").split(/\r?\n/);
-}
-
 async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const [command, ...args] = argv;
   const wantsHelp = args.includes("--help") || args.includes("-h");
@@ -60,7 +55,7 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
     case "score": {
       const config = loadConfig(env);
       const settings = scorerSettingsFrom(config, {
-        maliciousEntries: readIpFile(config.MALICIOUS_IPS_FILE),
+        maliciousEntries: readMaliciousIpsFile(config.MALICIOUS_IPS_FILE),
       });
       const input = openInput(args[0]);
       const { scored, invalid } = await scoreStream(input, io.stdout, settings);

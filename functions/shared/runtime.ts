@@ -3,12 +3,9 @@
  * Powertools logger, and client construction. Clients are built once per process (module
  * scope in the handlers) and reused across invocations.
  */
-
-import { readFileSync } from "node:fs";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Redis, type RedisOptions } from "ioredis";
-import { type Config, ConfigError, loadConfig } from "../../core/config.ts";
-import { parseBlocklist } from "../../core/reputation/blocklist.ts";
+import { type Config, loadConfig } from "../../core/config.ts";
 
 /** SST secret (linked resource) → the environment variable it stands for (SPEC §6). */
 const SECRETS: Record<string, string> = {
@@ -92,26 +89,4 @@ export function createRedis(url: string, extra: RedisOptions = {}): Redis {
   });
 }
 
-/**
- * The entries of `MALICIOUS_IPS_FILE` (one IP or CIDR a line, `#`/`;`/`//` comments). An
- * unreadable file or a line that is not an address stops start-up, naming the variable.
- */
-export function readMaliciousIpsFile(path: string | undefined): string[] {
-  if (!path) return [];
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new ConfigError("MALICIOUS_IPS_FILE", `cannot be read: ${(err as Error).message}`);
-  }
-  const { entries, invalid } = parseBlocklist(text);
-  const first = invalid[0];
-  if (first) {
-    throw new ConfigError(
-      "MALICIOUS_IPS_FILE",
-      `line ${first.line} is not an IP address or CIDR block: "${first.text}"` +
-        (invalid.length > 1 ? ` (and ${invalid.length - 1} more lines)` : ""),
-    );
-  }
-  return entries;
-}
+export { readMaliciousIpsFile } from "./malicious-ips.ts";
