@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Stack, startStack } from "../local/stack.ts";
+import { until } from "../test/wait.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const FIXTURES = join(ROOT, "local/demo/fixtures");
@@ -33,16 +34,6 @@ function waf(args: string[], env: Record<string, string | undefined>) {
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface StatusJson {

@@ -15,6 +15,7 @@ import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertList } from "../core/alert/store.ts";
 import { type Stack, startStack } from "../local/stack.ts";
+import { until } from "./wait.ts";
 
 // The page's globals, for the functions that run in the browser (the project compiles without
 // the DOM library; these declarations stay inside this module).
@@ -41,16 +42,6 @@ function envelope(id: string, ip: string, rule: string, anomaly: number, uri = "
       messages: [{ details: { ruleId: rule, msg: `rule ${rule}` } }],
     },
   });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv) {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Stack, startStack } from "../local/stack.ts";
 import { corazaText, envelope, fixtureLines } from "./fixtures/records.ts";
 import { influxQuery, influxRows, victoriaPoints } from "./readback.ts";
+import { until } from "./wait.ts";
 
 const STREAM = "waf-realtime";
 const DLQ = "waf-realtime:dlq";
@@ -95,20 +96,6 @@ async function send(redis: Redis, texts: string[]): Promise<string[]> {
     if (err) throw err;
     return id as string;
   });
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Everything read, nothing pending, and the alert function's queue drained. */

@@ -12,6 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { envelope } from "./fixtures/records.ts";
+import { until } from "./wait.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -72,14 +73,6 @@ function makeCerts(): { dir: string; caFile: string; certFile: string; keyFile: 
     certFile: join(dir, "server.pem"),
     keyFile: join(dir, "server.key"),
   };
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function flows(stack: Stack, clientOpts: RedisOptions = {}): Promise<void> {

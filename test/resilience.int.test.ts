@@ -12,17 +12,10 @@ import { streamStatus } from "../core/stream/status.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { envelope } from "./fixtures/records.ts";
 import { victoriaSampleCount } from "./readback.ts";
+import { until } from "./wait.ts";
 
 const KEYS = { streamKey: "waf-realtime", group: "realtime-processor", dlqKey: "waf-realtime:dlq" };
 const quiet = { LOG_LEVEL: "warn", POWERTOOLS_METRICS_DISABLED: "true" };
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function send(redis: Redis, n: number, prefix: string, anomaly = 10): Promise<void> {
   const p = redis.pipeline();

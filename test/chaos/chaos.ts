@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { type Stack, startStack } from "../../local/stack.ts";
 import { influxQuery } from "../readback.ts";
+import { until } from "../wait.ts";
 
 export interface ChaosOptions {
   records: number;
@@ -95,14 +96,6 @@ function record(i: number): { kind: Kind; text: string; tx: string; ip: string }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`chaos: timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => undefined);
