@@ -132,7 +132,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return fork(file, [], {
       cwd: ROOT,
       env: { ...env, ...extraEnv },
-      execArgv: useTsx ? ["--import", "tsx"] : [],
+      // The bundle runs with the Fargate image's Node flags (functions/reader/Dockerfile).
+      execArgv: useTsx ? ["--import", "tsx"] : ["--max-semi-space-size=8"],
       stdio: ["ignore", log, log, "ipc"],
     });
   };

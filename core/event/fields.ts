@@ -1,6 +1,7 @@
 /** zod building blocks shared by the three format schemas. */
 import { z } from "zod";
 import { isIp } from "./ip.ts";
+import type { RuleMatch } from "./types.ts";
 
 /** Longest transaction ID accepted. */
 export const MAX_ID_LENGTH = 1024;
@@ -80,3 +81,108 @@ export const classification = z
   .nullish();
 
 export type Classification = z.output<typeof classification>;
+
+/*
+ * Fast readers: the same rules as the schemas above, written out by hand for the common case
+ * of a valid record. Each returns `INVALID` at the first value it is not sure about, and the
+ * caller then runs the zod schema, which decides and words the reason. So a fast reader may be
+ * stricter than its schema, never more lenient, and its output must equal the schema's.
+ */
+
+/** Returned by a fast reader for "not sure: ask the schema". */
+export const INVALID: unique symbol = Symbol("invalid");
+export type Fast<T> = T | typeof INVALID;
+
+/** A plain JSON object (what `z.object` accepts). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** {@link txId}: a non-blank string or a finite number, as a string of at most 1024 chars. */
+export function fastTxId(v: unknown): Fast<string> {
+  let s: string;
+  if (typeof v === "string") s = v;
+  else if (typeof v === "number" && Number.isFinite(v)) s = String(v);
+  else return INVALID;
+  if (s.length > MAX_ID_LENGTH || s.trim().length === 0) return INVALID;
+  return s;
+}
+
+/** {@link clientIp}. */
+export function fastClientIp(v: unknown): Fast<string> {
+  return typeof v === "string" && isIp(v) ? v : INVALID;
+}
+
+/** {@link anomalyScore}: absent, or a finite number in 0..2^53-1, truncated. */
+export function fastAnomalyScore(v: unknown): Fast<number | undefined> {
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !(v >= 0) || v > Number.MAX_SAFE_INTEGER) return INVALID;
+  return Math.trunc(v);
+}
+
+/** {@link optString}, read as the events use it: null and absent are both undefined. */
+export function fastOptString(v: unknown): Fast<string | undefined> {
+  if (typeof v === "string") return v;
+  return v === undefined || v === null ? undefined : INVALID;
+}
+
+/** {@link ruleId}. */
+export function fastRuleId(v: unknown): Fast<string | undefined> {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "string") return v.trim() || undefined;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v).trim() || undefined;
+  return INVALID;
+}
+
+/** {@link statusCode}. */
+export function fastStatusCode(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v < 1000 ? v : undefined;
+}
+
+/** A nullish object: the object, `undefined` for null/absent, INVALID otherwise. */
+export function fastOptObject(v: unknown): Fast<Record<string, unknown> | undefined> {
+  if (v === undefined || v === null) return undefined;
+  return isRecord(v) ? v : INVALID;
+}
+
+/** {@link classification}'s `rule_id` (the only part events use). */
+export function fastClassificationRuleId(v: unknown): Fast<string | undefined> {
+  const c = fastOptObject(v);
+  if (c === INVALID || c === undefined) return c;
+  const id = fastRuleId(c.rule_id);
+  if (id !== undefined && id !== INVALID && (id.length > MAX_RULE_ID_LENGTH || !isTagSafe(id))) {
+    return INVALID;
+  }
+  return id;
+}
+
+/**
+ * The rule matches of a nullish `messages` array whose items are
+ * `{ message, <detailsKey>: { <idKey>, severity, msg } }` (details nullish).
+ */
+export function fastMessages(
+  v: unknown,
+  detailsKey: "details" | "data",
+  idKey: "ruleId" | "id",
+): Fast<RuleMatch[]> {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) return INVALID;
+  const out: RuleMatch[] = new Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const m: unknown = v[i];
+    if (!isRecord(m)) return INVALID;
+    const message = fastOptString(m.message);
+    if (message === INVALID) return INVALID;
+    const d = fastOptObject(m[detailsKey]);
+    if (d === INVALID) return INVALID;
+    if (d === undefined) {
+      out[i] = { ruleId: undefined, severity: undefined, message, msg: undefined };
+      continue;
+    }
+    const ruleId = fastRuleId(d[idKey]);
+    const msg = fastOptString(d.msg);
+    if (ruleId === INVALID || msg === INVALID) return INVALID;
+    out[i] = { ruleId, severity: d.severity, message, msg };
+  }
+  return out;
+}

@@ -14,18 +14,36 @@ export interface ParsedIp {
 
 const V4_MASK = 0xffffffffn;
 
-function parseIpv4(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    // Leading zeros are ambiguous (octal in some parsers), so they are refused like Node's net.isIP.
-    if (!/^(0|[1-9]\d{0,2})$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = (value << 8n) | BigInt(octet);
+/**
+ * The 32-bit value of a dotted-quad IPv4 address, scanned without allocating; undefined when
+ * it is not one. Four decimal octets of 1–3 digits, at most 255; a leading zero is refused
+ * (octal in some parsers), like Node's net.isIP.
+ */
+function parseIpv4(text: string): number | undefined {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let leadingZero = false;
+  let parts = 0;
+  for (let i = 0; i <= text.length; i++) {
+    // The end of the text closes the last octet like a dot.
+    const c = i < text.length ? text.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || octet > 255 || ++parts > 4) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      leadingZero = false;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (leadingZero || digits === 3) return undefined;
+      if (digits === 0 && c === 0x30) leadingZero = true;
+      octet = octet * 10 + (c - 0x30);
+      digits++;
+    } else {
+      return undefined;
+    }
   }
-  return value;
+  return parts === 4 ? value : undefined;
 }
 
 function parseIpv6(input: string): bigint | undefined {
@@ -42,8 +60,9 @@ function parseIpv6(input: string): bigint | undefined {
   const lastColon = text.lastIndexOf(":");
   if (text.indexOf(".", lastColon) !== -1) {
     // Embedded IPv4 in the last 32 bits (e.g. ::ffff:1.2.3.4).
-    tail = parseIpv4(text.slice(lastColon + 1));
-    if (tail === undefined) return undefined;
+    const v4 = parseIpv4(text.slice(lastColon + 1));
+    if (v4 === undefined) return undefined;
+    tail = BigInt(v4);
     text = `${text.slice(0, lastColon + 1)}0:0`;
     tailGroups = 2;
   }
@@ -80,11 +99,25 @@ function parseIpv6(input: string): bigint | undefined {
 
 /**
  * Parses an IPv4 or IPv6 address. IPv4-mapped IPv6 addresses come back as IPv4.
+ * Results are memoised (a bounded map, cleared when full): the same clients recur, and
+ * validation, reputation and masking all parse the same address. They are frozen, being shared.
  * @returns undefined when `text` is not an address.
  * @example parseIp("::ffff:203.0.113.9") // { version: 4, value: 3405803785n }
  */
 export function parseIp(text: string): ParsedIp | undefined {
   if (typeof text !== "string" || text.length === 0 || text.length > 64) return undefined;
+  const hit = parsed.get(text);
+  if (hit !== undefined) return hit ?? undefined;
+  const ip = parseUncached(text);
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(text, ip ? Object.freeze(ip) : null);
+  return ip;
+}
+
+const PARSED_MAX = 4096;
+const parsed = new Map<string, Readonly<ParsedIp> | null>();
+
+function parseUncached(text: string): ParsedIp | undefined {
   if (text.includes(":")) {
     const value = parseIpv6(text);
     if (value === undefined) return undefined;
@@ -92,11 +125,14 @@ export function parseIp(text: string): ParsedIp | undefined {
     return { version: 6, value };
   }
   const v4 = parseIpv4(text);
-  return v4 === undefined ? undefined : { version: 4, value: v4 };
+  return v4 === undefined ? undefined : { version: 4, value: BigInt(v4) };
 }
 
 /** Whether `text` is an IPv4 or IPv6 address. */
 export function isIp(text: string): boolean {
+  if (typeof text !== "string" || text.length === 0 || text.length > 64) return false;
+  // A dotted quad needs no bigint; IPv6 goes through the (memoised) full parse.
+  if (!text.includes(":")) return parseIpv4(text) !== undefined;
   return parseIp(text) !== undefined;
 }
 
@@ -175,6 +211,8 @@ function parseNetwork(entry: string): Network {
  */
 export class IpSet {
   private readonly byBits = new Map<string, Set<bigint>>();
+  /** The same buckets, ready for lookups: no key parsing, shifts precomputed. */
+  private readonly buckets: Array<{ version: 4 | 6; shift: bigint; prefixes: Set<bigint> }> = [];
   private size_ = 0;
 
   /** Parses entries (addresses or CIDRs); blank entries and `#` comments are skipped. */
@@ -196,6 +234,12 @@ export class IpSet {
     if (!bucket) {
       bucket = new Set();
       this.byBits.set(key, bucket);
+      const width = net.version === 4 ? 32 : 128;
+      this.buckets.push({
+        version: net.version,
+        shift: BigInt(width - net.bits),
+        prefixes: bucket,
+      });
     }
     if (!bucket.has(net.prefix)) {
       bucket.add(net.prefix);
@@ -209,13 +253,12 @@ export class IpSet {
 
   /** Whether the address (string or parsed) lies in any entry. Non-addresses are never members. */
   has(ip: string | ParsedIp): boolean {
+    if (this.size_ === 0) return false;
     const parsed = typeof ip === "string" ? parseIp(ip) : ip;
-    if (!parsed || this.size_ === 0) return false;
-    for (const [key, bucket] of this.byBits) {
-      const slash = key.indexOf("/");
-      if (Number(key.slice(0, slash)) !== parsed.version) continue;
-      const bits = Number(key.slice(slash + 1));
-      if (bucket.has(truncateIp(parsed, bits).value)) return true;
+    if (!parsed) return false;
+    for (const b of this.buckets) {
+      if (b.version !== parsed.version) continue;
+      if (b.prefixes.has((parsed.value >> b.shift) << b.shift)) return true;
     }
     return false;
   }

@@ -8,6 +8,17 @@ import {
   anomalyScore,
   classification,
   clientIp,
+  type Fast,
+  fastAnomalyScore,
+  fastClassificationRuleId,
+  fastClientIp,
+  fastMessages,
+  fastOptObject,
+  fastOptString,
+  fastStatusCode,
+  fastTxId,
+  INVALID,
+  isRecord,
   optString,
   ruleId,
   severity,
@@ -63,5 +74,68 @@ export function modsec3ToEvent(rec: z.output<typeof modsec3Schema>, txIdValue: s
     uri: tx.request?.uri ?? undefined,
     hostname: tx.request?.hostname ?? undefined,
     responseCode: tx.response?.http_code,
+  };
+}
+
+/**
+ * {@link modsec3Schema} then {@link modsec3ToEvent} in one pass, without zod, for a record
+ * that is certainly valid; `INVALID` when in doubt (the caller then asks the schema, which
+ * also words the reason when neither `unique_id` nor `id` is there).
+ */
+export function modsec3Fast(rec: Record<string, unknown>): Fast<WafEvent> {
+  const tx = rec.transaction;
+  if (!isRecord(tx)) return INVALID;
+  const uniqueId = tx.unique_id === undefined ? undefined : fastTxId(tx.unique_id);
+  const oldId = tx.id === undefined ? undefined : fastTxId(tx.id);
+  const clientIp = fastClientIp(tx.client_ip);
+  const anomalyScore = fastAnomalyScore(tx.anomaly_score);
+  const classificationRuleId = fastClassificationRuleId(rec.classification);
+  const request = fastOptObject(tx.request);
+  const response = fastOptObject(tx.response);
+  const messages = fastMessages(tx.messages, "details", "ruleId");
+  if (
+    uniqueId === INVALID ||
+    oldId === INVALID ||
+    clientIp === INVALID ||
+    anomalyScore === INVALID ||
+    classificationRuleId === INVALID ||
+    request === INVALID ||
+    response === INVALID ||
+    messages === INVALID
+  ) {
+    return INVALID;
+  }
+  const id = uniqueId ?? oldId;
+  if (id === undefined) return INVALID;
+  const method = request === undefined ? undefined : fastOptString(request.method);
+  const uri = request === undefined ? undefined : fastOptString(request.uri);
+  const hostname = request === undefined ? undefined : fastOptString(request.hostname);
+  const version = request?.http_version;
+  if (
+    method === INVALID ||
+    uri === INVALID ||
+    hostname === INVALID ||
+    !(
+      version === undefined ||
+      version === null ||
+      typeof version === "string" ||
+      Number.isFinite(version)
+    )
+  ) {
+    return INVALID;
+  }
+  return {
+    format: "modsec3",
+    txId: id,
+    clientIp,
+    anomalyScore,
+    classificationRuleId,
+    messages,
+    timeNs: parseModsecTime(tx.time_stamp),
+    timePrecisionNs: PRECISION_S,
+    method,
+    uri,
+    hostname,
+    responseCode: response === undefined ? undefined : fastStatusCode(response.http_code),
   };
 }

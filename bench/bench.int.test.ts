@@ -1,0 +1,59 @@
+/**
+ * The short form of `npm run bench` inside `npm test`: it runs end to end against real servers
+ * and prints one JSON object with every figure. Only the shape is checked: every figure is there
+ * and is a finite positive number. Speed is never asserted here (STYLE: no timing assertions);
+ * `npm run bench` measures it.
+ */
+import { execFile } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+const REQUIRED = [
+  "redis_ceiling_records_per_s",
+  "pipeline_records_per_s",
+  "pipeline_vs_redis_ceiling",
+  "json_parse_records_per_s",
+  "core_records_per_s",
+  "core_vs_json_parse",
+  "p50_xadd_to_point_ms",
+  "p99_xadd_to_point_ms",
+  "p99_xadd_to_alert_ms",
+  "reader_peak_rss_mb",
+  "reader_rss_mb_backlog_1m",
+  "lambda_usd_per_million",
+  "naive_lambda_usd_per_million",
+] as const;
+
+function runQuick(): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "bench/run.ts", "--quick", "--json"],
+      { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`bench --quick failed: ${err.message}\n${stderr.slice(-4000)}`));
+        else resolvePromise({ stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("npm run bench -- --quick --json", () => {
+  it("prints every figure as one JSON object on the last stdout line", async () => {
+    const { stdout } = await runQuick();
+    const lines = stdout.split("\n");
+    expect(lines.at(-1)).toBe(""); // the object ends with a newline, nothing after it
+    const result = JSON.parse(lines.at(-2) ?? "") as Record<string, unknown>;
+    for (const key of REQUIRED) {
+      const value = result[key];
+      expect(typeof value, key).toBe("number");
+      expect(Number.isFinite(value as number) && (value as number) > 0, `${key} = ${value}`).toBe(
+        true,
+      );
+    }
+    expect(result.mode).toBe("quick");
+  }, 150_000);
+});
