@@ -133,7 +133,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       cwd: ROOT,
       env: { ...env, ...extraEnv },
       // The bundle runs with the Fargate image's Node flags (functions/reader/Dockerfile).
-      execArgv: useTsx ? ["--import", "tsx"] : ["--max-semi-space-size=8"],
+      execArgv: [
+        ...(useTsx ? ["--import", "tsx"] : ["--max-semi-space-size=8"]),
+        // WAF_CPU_PROF_DIR=dir: V8 CPU profiles of every process, for finding where time goes.
+        ...(process.env.WAF_CPU_PROF_DIR
+          ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WAF_CPU_PROF_DIR}`]
+          : []),
+      ],
       stdio: ["ignore", log, log, "ipc"],
     });
   };
