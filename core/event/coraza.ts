@@ -10,12 +10,7 @@ import {
   classification,
   clientIp,
   type Fast,
-  fastAnomalyScore,
-  fastClassificationRuleId,
-  fastClientIp,
-  fastMessages,
-  fastOptObject,
-  fastOptString,
+  fastCommon,
   fastStatusCode,
   fastTxId,
   INVALID,
@@ -82,27 +77,12 @@ export function corazaFast(rec: Record<string, unknown>): Fast<WafEvent> {
   const tx = rec.transaction;
   if (!isRecord(tx)) return INVALID;
   const id = fastTxId(tx.id);
-  const clientIp = fastClientIp(tx.client_ip);
-  const anomalyScore = fastAnomalyScore(tx.anomaly_score);
-  const classificationRuleId = fastClassificationRuleId(rec.classification);
-  const request = fastOptObject(tx.request);
-  const response = fastOptObject(tx.response);
-  const messages = fastMessages(rec.messages, "data", "id");
-  if (
-    id === INVALID ||
-    clientIp === INVALID ||
-    anomalyScore === INVALID ||
-    classificationRuleId === INVALID ||
-    request === INVALID ||
-    response === INVALID ||
-    messages === INVALID
-  ) {
-    return INVALID;
-  }
-  const method = request === undefined ? undefined : fastOptString(request.method);
-  const uri = request === undefined ? undefined : fastOptString(request.uri);
+  if (id === INVALID) return INVALID;
+  const c = fastCommon(rec, tx, rec.messages, "data", "id");
+  if (c === INVALID) return INVALID;
+  const { clientIp, anomalyScore, classificationRuleId, request, response, messages, method, uri } =
+    c;
   const host = request?.host;
-  if (method === INVALID || uri === INVALID) return INVALID;
   return {
     format: "coraza",
     txId: id,

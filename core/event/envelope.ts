@@ -9,11 +9,7 @@ import {
   classification,
   clientIp,
   type Fast,
-  fastAnomalyScore,
-  fastClassificationRuleId,
-  fastClientIp,
-  fastMessages,
-  fastOptObject,
+  fastCommon,
   fastOptString,
   fastTxId,
   INVALID,
@@ -83,27 +79,13 @@ export function envelopeFast(rec: Record<string, unknown>): Fast<WafEvent> {
   const tx = rec.transaction;
   if (!isRecord(tx)) return INVALID;
   const id = fastTxId(tx.id);
-  const clientIp = fastClientIp(tx.client_ip);
-  const anomalyScore = fastAnomalyScore(tx.anomaly_score);
-  const classificationRuleId = fastClassificationRuleId(rec.classification);
-  const request = fastOptObject(tx.request);
-  const response = fastOptObject(tx.response);
-  const messages = fastMessages(tx.messages, "details", "ruleId");
-  if (
-    id === INVALID ||
-    clientIp === INVALID ||
-    anomalyScore === INVALID ||
-    classificationRuleId === INVALID ||
-    request === INVALID ||
-    response === INVALID ||
-    messages === INVALID
-  ) {
-    return INVALID;
-  }
-  const method = request === undefined ? undefined : fastOptString(request.method);
-  const uri = request === undefined ? undefined : fastOptString(request.uri);
+  if (id === INVALID) return INVALID;
+  const c = fastCommon(rec, tx, tx.messages, "details", "ruleId");
+  if (c === INVALID) return INVALID;
+  const { clientIp, anomalyScore, classificationRuleId, request, response, messages, method, uri } =
+    c;
   const hostname = request === undefined ? undefined : fastOptString(request.hostname);
-  if (method === INVALID || uri === INVALID || hostname === INVALID) return INVALID;
+  if (hostname === INVALID) return INVALID;
   return {
     format: "envelope",
     txId: id,

@@ -186,3 +186,49 @@ export function fastMessages(
   }
   return out;
 }
+
+/** What the three formats read the same way, once the transaction ID is settled. */
+export interface FastCommon {
+  clientIp: string;
+  anomalyScore: number | undefined;
+  classificationRuleId: string | undefined;
+  request: Record<string, unknown> | undefined;
+  response: Record<string, unknown> | undefined;
+  messages: RuleMatch[];
+  method: string | undefined;
+  uri: string | undefined;
+}
+
+/**
+ * The fields every format shares, read without zod: `client_ip`, `anomaly_score`,
+ * `classification.rule_id`, `request.{method,uri}`, `response` and the messages (found at
+ * `messages`, each with its rule under `<detailsKey>.<idKey>`). `INVALID` when any is in doubt.
+ */
+export function fastCommon(
+  rec: Record<string, unknown>,
+  tx: Record<string, unknown>,
+  messagesAt: unknown,
+  detailsKey: "details" | "data",
+  idKey: "ruleId" | "id",
+): Fast<FastCommon> {
+  const clientIp = fastClientIp(tx.client_ip);
+  const anomalyScore = fastAnomalyScore(tx.anomaly_score);
+  const classificationRuleId = fastClassificationRuleId(rec.classification);
+  const request = fastOptObject(tx.request);
+  const response = fastOptObject(tx.response);
+  const messages = fastMessages(messagesAt, detailsKey, idKey);
+  if (
+    clientIp === INVALID ||
+    anomalyScore === INVALID ||
+    classificationRuleId === INVALID ||
+    request === INVALID ||
+    response === INVALID ||
+    messages === INVALID
+  ) {
+    return INVALID;
+  }
+  const method = request === undefined ? undefined : fastOptString(request.method);
+  const uri = request === undefined ? undefined : fastOptString(request.uri);
+  if (method === INVALID || uri === INVALID) return INVALID;
+  return { clientIp, anomalyScore, classificationRuleId, request, response, messages, method, uri };
+}

@@ -9,11 +9,7 @@ import {
   classification,
   clientIp,
   type Fast,
-  fastAnomalyScore,
-  fastClassificationRuleId,
-  fastClientIp,
-  fastMessages,
-  fastOptObject,
+  fastCommon,
   fastOptString,
   fastStatusCode,
   fastTxId,
@@ -87,33 +83,16 @@ export function modsec3Fast(rec: Record<string, unknown>): Fast<WafEvent> {
   if (!isRecord(tx)) return INVALID;
   const uniqueId = tx.unique_id === undefined ? undefined : fastTxId(tx.unique_id);
   const oldId = tx.id === undefined ? undefined : fastTxId(tx.id);
-  const clientIp = fastClientIp(tx.client_ip);
-  const anomalyScore = fastAnomalyScore(tx.anomaly_score);
-  const classificationRuleId = fastClassificationRuleId(rec.classification);
-  const request = fastOptObject(tx.request);
-  const response = fastOptObject(tx.response);
-  const messages = fastMessages(tx.messages, "details", "ruleId");
-  if (
-    uniqueId === INVALID ||
-    oldId === INVALID ||
-    clientIp === INVALID ||
-    anomalyScore === INVALID ||
-    classificationRuleId === INVALID ||
-    request === INVALID ||
-    response === INVALID ||
-    messages === INVALID
-  ) {
-    return INVALID;
-  }
+  if (uniqueId === INVALID || oldId === INVALID) return INVALID;
   const id = uniqueId ?? oldId;
   if (id === undefined) return INVALID;
-  const method = request === undefined ? undefined : fastOptString(request.method);
-  const uri = request === undefined ? undefined : fastOptString(request.uri);
+  const c = fastCommon(rec, tx, tx.messages, "details", "ruleId");
+  if (c === INVALID) return INVALID;
+  const { clientIp, anomalyScore, classificationRuleId, request, response, messages, method, uri } =
+    c;
   const hostname = request === undefined ? undefined : fastOptString(request.hostname);
   const version = request?.http_version;
   if (
-    method === INVALID ||
-    uri === INVALID ||
     hostname === INVALID ||
     !(
       version === undefined ||
