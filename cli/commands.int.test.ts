@@ -402,6 +402,9 @@ describe.concurrent("waf dlq", () => {
       `redrove 2 records from ${env.DLQ_STREAM_KEY} to ${env.STREAM_KEY}`,
     );
     expect((await streamValues(env.STREAM_KEY)).map((b) => b.toString())).toEqual([r1, r2]);
+    // Each carries the entry it first arrived as, so an event timed by it keeps its point.
+    const moved = await redis.xrange(env.STREAM_KEY, "-", "+");
+    for (const [, fields] of moved) expect(fields).toContain("origin_id");
     expect((await redis.xrange(env.DLQ_STREAM_KEY, "-", "+")).map(([id]) => id)).toEqual([
       keep,
       empty,

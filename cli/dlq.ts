@@ -124,14 +124,22 @@ const REDRIVE_SCRIPT = `
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return {0} end
 local fields = found[1][2]
+local record, origin
 for i = 1, #fields, 2 do
-  if fields[i] == ARGV[2] then
-    local id = redis.call('XADD', KEYS[2], '*', ARGV[2], fields[i + 1])
-    redis.call('XDEL', KEYS[1], ARGV[1])
-    return {1, id}
-  end
+  if fields[i] == ARGV[2] then record = fields[i + 1] end
+  if fields[i] == 'origin_id' then origin = fields[i + 1] end
+  if fields[i] == 'entry_id' and origin == nil then origin = fields[i + 1] end
 end
-return {2}
+if record == nil then return {2} end
+-- origin_id: the entry the record first arrived as, so it rewrites its own point (no second one)
+local id
+if origin then
+  id = redis.call('XADD', KEYS[2], '*', ARGV[2], record, 'origin_id', origin)
+else
+  id = redis.call('XADD', KEYS[2], '*', ARGV[2], record)
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return {1, id}
 `;
 
 interface RedriveClient {

@@ -284,3 +284,25 @@ describe("processBatch", () => {
     expect(ids(res.batchItemFailures)).toEqual(["1-0"]);
   });
 });
+
+describe("redriven records", () => {
+  it("time an event without its own time by the entry it first arrived as, so it rewrites its own point", async () => {
+    const first = scriptedWriter();
+    await run([critical("1700000000000-3", "tx-r")], { writer: first.writer });
+    const again = scriptedWriter();
+    await run([{ ...critical("1700000099999-0", "tx-r"), originId: "1700000000000-3" }], {
+      writer: again.writer,
+    });
+    expect(again.calls[0]?.[0]?.line).toBe(first.calls[0]?.[0]?.line);
+  });
+
+  it("ignore an origin that is not a stream entry ID", async () => {
+    const w = scriptedWriter();
+    await run([{ ...critical("1700000000000-3", "tx-r"), originId: "garbage" }], {
+      writer: w.writer,
+    });
+    const plain = scriptedWriter();
+    await run([critical("1700000000000-3", "tx-r")], { writer: plain.writer });
+    expect(w.calls[0]?.[0]?.line).toBe(plain.calls[0]?.[0]?.line);
+  });
+});

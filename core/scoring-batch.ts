@@ -10,6 +10,7 @@
 import type { Alert } from "./alert/alert.ts";
 import { type AlertQueue, packAlerts } from "./alert/dispatch.ts";
 import type { WafEvent } from "./event/types.ts";
+import { parseStreamId } from "./metrics/point.ts";
 import type { PointLine, PointWriter } from "./metrics/writer.ts";
 import { outputsOf, type ScorerSettings, scoreRecord } from "./scorer.ts";
 import type { Score } from "./scoring/score.ts";
@@ -49,7 +50,10 @@ export async function processBatch(
       deps.onRejected?.(record.id, scored.reason);
       continue;
     }
-    const { point, alert } = outputsOf(scored, record.id, deps.settings.privacy);
+    // A redriven record keeps the time key of the entry it first arrived as (its own point).
+    const timeKey =
+      record.originId !== undefined && parseStreamId(record.originId) ? record.originId : record.id;
+    const { point, alert } = outputsOf(scored, timeKey, deps.settings.privacy);
     const line = point.toLineProtocol();
     if (line === undefined) {
       const reason = "internal: point has no fields";

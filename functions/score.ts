@@ -49,6 +49,7 @@ const requestSchema = z.object({
       id: z.string().min(1),
       data: z.string(),
       deliveryCount: z.number().int().nonnegative(),
+      originId: z.string().optional(),
     }),
   ),
 });

@@ -11,6 +11,12 @@ export interface StreamRecord {
   data: string;
   /** How many times this entry has been delivered (1 on first delivery). */
   deliveryCount: number;
+  /**
+   * For a record redriven from the dead-letter stream: the ID of the stream entry it first
+   * arrived as. Events without a time of their own are timed by it, so a redriven record
+   * rewrites its own point instead of adding a second one.
+   */
+  originId?: string;
 }
 
 export interface ScoreRequest {

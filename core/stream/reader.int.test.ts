@@ -560,4 +560,28 @@ describe("StreamReader against a real Redis", () => {
     expect(b.stats().deadLettered).toBe(1);
     expect(await pendingIds(keys)).toEqual([]);
   });
+
+  it("passes a redriven record's origin_id to the scorer and keeps it when dead-lettering it again", async () => {
+    const keys = freshKeys();
+    const id = (await admin.xadd(
+      keys.stream,
+      "*",
+      "event",
+      event(1),
+      "origin_id",
+      "1700000000000-7",
+    )) as string;
+    const scorer = new ScriptedScorer((records) => ({
+      batchItemFailures: [],
+      rejected: records.map((r) => ({ itemIdentifier: r.id, reason: "still bad" })),
+    }));
+    const reader = newReader(keys, scorer);
+    await reader.start();
+    await eventually("the entry is settled", () => settled(keys, id));
+    expect(scorer.calls[0]?.records[0]).toMatchObject({ id, originId: "1700000000000-7" });
+    expect((await dlqEntries(keys))[0]).toMatchObject({
+      entry_id: id,
+      origin_id: "1700000000000-7",
+    });
+  });
 });

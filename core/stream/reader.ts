@@ -86,6 +86,8 @@ interface Held {
   id: string;
   /** The STREAM_FIELD value; undefined when the entry has no such field. */
   data: string | undefined;
+  /** `origin_id` of a record redriven from the DLQ (see StreamRecord.originId). */
+  originId: string | undefined;
   deliveryCount: number;
   /** Invocations of this record that failed in a way that counts (alone, or beside successes). */
   failures: number;
@@ -121,6 +123,9 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #pending > 0 then return -1 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 `;
+
+/** Entry field naming the stream entry a redriven record first arrived as. */
+export const ORIGIN_FIELD = "origin_id";
 
 const PAUSE_MIN_MS = 250;
 /** How many times a batch still filling up looks for more entries within BATCH_WINDOW_MS. */
@@ -355,6 +360,7 @@ export class StreamReader {
     return {
       id,
       data: fieldValue(fields, this.o.field),
+      originId: fieldValue(fields, ORIGIN_FIELD),
       deliveryCount,
       failures: 0,
       lastError: undefined,
@@ -548,7 +554,12 @@ export class StreamReader {
         });
         continue;
       }
-      const record: StreamRecord = { id: e.id, data: e.data, deliveryCount: e.deliveryCount };
+      const record: StreamRecord = {
+        id: e.id,
+        data: e.data,
+        deliveryCount: e.deliveryCount,
+        ...(e.originId === undefined ? {} : { originId: e.originId }),
+      };
       const part = JSON.stringify(record);
       const size = Buffer.byteLength(part) + 1;
       if (current.entries.length > 0 && bytes + size > this.o.maxBatchBytes) {
@@ -602,6 +613,7 @@ export class StreamReader {
         id: e.id,
         data: e.data as string,
         deliveryCount: e.deliveryCount,
+        ...(e.originId === undefined ? {} : { originId: e.originId }),
       }));
       const body = `{"records":[${(parts ?? records.map((r) => JSON.stringify(r))).join(",")}]}`;
       this.stats_.invocations++;
@@ -749,6 +761,7 @@ export class StreamReader {
       "failed_at",
       new Date(this.o.now()).toISOString(),
     ];
+    if (e.originId !== undefined) fields.push(ORIGIN_FIELD, e.originId);
     if (e.data !== undefined) fields.push(this.o.field, e.data);
     const added = (await (this.o.redis as unknown as DeadLetterClient).wafDeadLetter(
       this.o.streamKey,
