@@ -57,3 +57,11 @@ export const alerterAsyncConfig = new aws.lambda.FunctionEventInvokeConfig("Aler
   maximumEventAgeInSeconds: settings.alerter.maxEventAgeSeconds,
   destinationConfig: { onFailure: { destination: alertFailures.arn } },
 });
+
+// Throttle summaries of a window that ended with no later alert go out on the alert function's
+// next invocation (core/alert/throttle.ts); this tick bounds that wait to a minute.
+export const alerterTick = new sst.aws.Cron("AlerterTick", {
+  schedule: "rate(1 minute)",
+  function: alerter,
+  event: { alerts: [] },
+});
