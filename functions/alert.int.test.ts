@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { Alert } from "../core/alert/alert.ts";
 import { AlertList, type AlertListOptions } from "../core/alert/store.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
+import { captureLogs, fakeContext, type LogLine } from "../test/lambda.ts";
 import { createHandler, type Notifier } from "./alert.ts";
 
 let service: RunningService;
@@ -26,19 +27,10 @@ afterAll(async () => {
   await service?.stop();
 });
 
-type LogLine = Record<string, unknown> & { level: string; message: string };
 let logs: LogLine[];
 
 beforeEach(() => {
-  logs = [];
-  // Powertools then prints through the global console, where the lines can be captured.
-  vi.stubEnv("POWERTOOLS_DEV", "true");
-  const capture = (...args: unknown[]) => {
-    logs.push(JSON.parse(String(args[0])) as LogLine);
-  };
-  for (const method of ["debug", "info", "warn", "error", "log"] as const) {
-    vi.spyOn(console, method).mockImplementation(capture);
-  }
+  logs = captureLogs();
 });
 
 afterEach(() => {
@@ -47,20 +39,7 @@ afterEach(() => {
 });
 
 function context(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: "waf-alerter",
-    functionVersion: "$LATEST",
-    invokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:waf-alerter",
-    memoryLimitInMB: "1024",
-    awsRequestId: randomUUID(),
-    logGroupName: "/aws/lambda/waf-alerter",
-    logStreamName: "2024/01/01/[$LATEST]abcdef",
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return fakeContext("waf-alerter");
 }
 
 function alert(tx: string, extra: Partial<Alert> = {}): Alert {

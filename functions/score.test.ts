@@ -11,23 +11,14 @@ import { loadConfig } from "../core/config.ts";
 import type { PointLine, PointWriter, WriteOutcome } from "../core/metrics/writer.ts";
 import { scorerSettingsFrom } from "../core/scorer.ts";
 import { corazaText, envelope } from "../test/fixtures/records.ts";
+import { captureLogs, fakeContext, type LogLine } from "../test/lambda.ts";
 import { createHandler, InvalidBatchError, type ScoreDeps } from "./score.ts";
-
-type LogLine = Record<string, unknown> & { level: string; message: string };
 
 /** Every JSON line the logger printed, parsed. */
 let logs: LogLine[];
 
 beforeEach(() => {
-  logs = [];
-  // Powertools then prints through the global console, where the lines can be captured.
-  vi.stubEnv("POWERTOOLS_DEV", "true");
-  const capture = (...args: unknown[]) => {
-    logs.push(JSON.parse(String(args[0])) as LogLine);
-  };
-  for (const method of ["debug", "info", "warn", "error", "log"] as const) {
-    vi.spyOn(console, method).mockImplementation(capture);
-  }
+  logs = captureLogs();
 });
 
 afterEach(() => {
@@ -36,20 +27,7 @@ afterEach(() => {
 });
 
 function context(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: "waf-scorer",
-    functionVersion: "$LATEST",
-    invokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:waf-scorer",
-    memoryLimitInMB: "1024",
-    awsRequestId: "c6af9ac6-7b61-11e6-9a41-93e812345678",
-    logGroupName: "/aws/lambda/waf-scorer",
-    logStreamName: "2024/01/01/[$LATEST]abcdef",
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return fakeContext("waf-scorer", "c6af9ac6-7b61-11e6-9a41-93e812345678");
 }
 
 interface Fakes {

@@ -23,6 +23,7 @@ import { type AlertResult, createHandler } from "../functions/alert.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { envelope } from "./fixtures/records.ts";
+import { captureLogs, fakeContext, type LogLine } from "./lambda.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "./receivers.ts";
 
 const SLACK_PATH = "/services/T000/B000/sl4ck-s3cret-path";
@@ -45,19 +46,10 @@ afterAll(async () => {
   await service?.stop();
 });
 
-type LogLine = Record<string, unknown> & { level: string; message: string };
 let logs: LogLine[];
 
 beforeEach(() => {
-  logs = [];
-  // Powertools then prints through the global console, where the lines can be captured.
-  vi.stubEnv("POWERTOOLS_DEV", "true");
-  const capture = (...args: unknown[]) => {
-    logs.push(JSON.parse(String(args[0])) as LogLine);
-  };
-  for (const method of ["debug", "info", "warn", "error", "log"] as const) {
-    vi.spyOn(console, method).mockImplementation(capture);
-  }
+  logs = captureLogs();
 });
 
 afterEach(async () => {
@@ -67,20 +59,7 @@ afterEach(async () => {
 });
 
 function context(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: "waf-alerter",
-    functionVersion: "$LATEST",
-    invokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:waf-alerter",
-    memoryLimitInMB: "1024",
-    awsRequestId: randomUUID(),
-    logGroupName: "/aws/lambda/waf-alerter",
-    logStreamName: "2024/01/01/[$LATEST]abcdef",
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return fakeContext("waf-alerter");
 }
 
 async function receiver(opts: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
