@@ -3,6 +3,12 @@ import { z } from "zod";
 import { isIp } from "./ip.ts";
 import type { RuleMatch } from "./types.ts";
 
+/**
+ * Largest anomaly score accepted (real ones are in the tens). With weights bounded by config
+ * (±10^6 per category), severity stays far inside the exact integers (2^53 ≈ 9·10^15).
+ */
+export const MAX_ANOMALY_SCORE = 1e15;
+
 /** Longest transaction ID accepted. */
 export const MAX_ID_LENGTH = 1024;
 /** Longest `classification.rule_id`: it becomes a tag value, so it stays short and readable. */
@@ -28,8 +34,8 @@ export const clientIp = z
 export const anomalyScore = z
   .number({ error: "must be a finite JSON number >= 0" })
   .nonnegative({ error: "must be a finite JSON number >= 0" })
-  // Beyond 2^53 the value cannot be stored as the integer field the point needs.
-  .max(Number.MAX_SAFE_INTEGER, { error: "is out of range (above 2^53 - 1)" })
+  // Bounded so severity (score + weights + reputation) stays an exact integer for the point.
+  .max(MAX_ANOMALY_SCORE, { error: "is out of range (above 10^15)" })
   .transform((v) => Math.trunc(v))
   .optional();
 
@@ -113,10 +119,10 @@ export function fastClientIp(v: unknown): Fast<string> {
   return typeof v === "string" && isIp(v) ? v : INVALID;
 }
 
-/** {@link anomalyScore}: absent, or a finite number in 0..2^53-1, truncated. */
+/** {@link anomalyScore}: absent, or a finite number in 0..10^15, truncated. */
 export function fastAnomalyScore(v: unknown): Fast<number | undefined> {
   if (v === undefined) return undefined;
-  if (typeof v !== "number" || !(v >= 0) || v > Number.MAX_SAFE_INTEGER) return INVALID;
+  if (typeof v !== "number" || !(v >= 0) || v > MAX_ANOMALY_SCORE) return INVALID;
   return Math.trunc(v);
 }
 

@@ -5,6 +5,7 @@
  *    contains `Total Score: N`;
  * 3. the CRS sum over messages with rule IDs 911000–948999 (repeats count again).
  */
+import { MAX_ANOMALY_SCORE } from "../event/fields.ts";
 import type { RuleMatch, WafEvent } from "../event/types.ts";
 
 /** CRS severity (syslog scale) → anomaly points: critical 5, error 4, warning 3, notice 2. */
@@ -25,8 +26,8 @@ function totalScoreOf(m: RuleMatch): number | undefined {
   for (const text of [m.message, m.msg]) {
     if (typeof text !== "string") continue;
     const match = TOTAL_SCORE.exec(text);
-    // A total beyond 2^53 is not a score anyone can store; it does not count.
-    if (match && Number.isSafeInteger(Number(match[1]))) return Number(match[1]);
+    // A total beyond what a record may state (10^15) is not a score; it does not count.
+    if (match && Number(match[1]) <= MAX_ANOMALY_SCORE) return Number(match[1]);
   }
   return undefined;
 }
