@@ -5,12 +5,12 @@
  * Mix (per 200 records): 78 envelopes (the upstream router's format, ~0.5–1 KB), 70 synthetic
  * ModSecurity v3 records with request and response headers and full rule details (~2.5–4 KB),
  * 40 Coraza records (~2–3 KB, header values as arrays, nanosecond `unix_timestamp`), 10 real
- * ModSecurity v3 fixture lines from ../shared (their `unique_id` made unique per copy), and
+ * ModSecurity v3 fixture lines from test/fixtures/modsecurity (their `unique_id` made unique per copy), and
  * 2 invalid records (not JSON; ModSecurity 2.x). About one in eight is critical.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { SHARED_FIXTURES } from "../test/fixtures/records.ts";
+import { MODSEC_FIXTURES } from "../test/fixtures/records.ts";
 
 export interface RecordMix {
   /** The n-th record's text. */
@@ -28,7 +28,7 @@ const REAL_FILES = [
 ];
 
 function lines(file: string): string[] {
-  return readFileSync(join(SHARED_FIXTURES, file), "utf8")
+  return readFileSync(join(MODSEC_FIXTURES, file), "utf8")
     .split("\n")
     .filter((l) => l.trim() !== "");
 }

@@ -511,7 +511,7 @@ describe("Redis unreachable", () => {
 
   it.concurrent.each([
     [["status"]],
-    [["replay", join(ROOT, "local/demo/fixtures")]],
+    [["replay", join(ROOT, "test/fixtures/modsecurity")]],
     [["alerts", "--follow"]],
     [["dlq", "list"]],
     [["view", "--port", "0"]],

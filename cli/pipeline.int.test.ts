@@ -14,7 +14,7 @@ import { type Stack, startStack } from "../local/stack.ts";
 import { until } from "../test/wait.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const FIXTURES = join(ROOT, "local/demo/fixtures");
+const FIXTURES = join(ROOT, "test/fixtures/modsecurity");
 
 function waf(args: string[], env: Record<string, string | undefined>) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {

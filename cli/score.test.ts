@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { envelope, fixtureFiles, SHARED_FIXTURES } from "../test/fixtures/records.ts";
+import { envelope, fixtureFiles, MODSEC_FIXTURES } from "../test/fixtures/records.ts";
 
 const run = promisify(execFile);
 const WAF = join(import.meta.dirname, "../bin/waf.js");
@@ -28,7 +28,7 @@ async function waf(args: string[], input?: string, env: Record<string, string> =
 describe("waf score", () => {
   it("prints one JSON line per non-blank input line, in order, for every shared fixture", async () => {
     const input = fixtureFiles()
-      .map((f) => readFileSync(join(SHARED_FIXTURES, f), "utf8"))
+      .map((f) => readFileSync(join(MODSEC_FIXTURES, f), "utf8"))
       .join("\n");
     const nonBlank = input.split("\n").filter((l) => l.trim() !== "").length;
     const { code, stdout, stderr } = await waf(["score"], input);
@@ -83,7 +83,7 @@ describe("waf score", () => {
   });
 
   it("reads a FILE argument and applies the reputation and allowlist config", async () => {
-    const file = join(SHARED_FIXTURES, "modsec3-crs4_longhdwst1full_rotated-153553.jsonl");
+    const file = join(MODSEC_FIXTURES, "modsec3-crs4_longhdwst1full_rotated-153553.jsonl");
     const listed = await waf(["score", file], undefined, { MALICIOUS_IPS: "172.18.0.0/16" });
     expect(JSON.parse(listed.stdout)).toMatchObject({ severity: 45, severity_level: "medium" });
     const allowed = await waf(["score", file], undefined, {

@@ -1,13 +1,13 @@
 /**
- * Demo traffic for `npm start -- --demo`: the real public audit records (copied from
- * shared/fixtures/modsecurity, provenance in fixtures/README.md) once, then a steady mix of
+ * Demo traffic for `npm start -- --demo`: the real public audit records
+ * (test/fixtures/modsecurity, provenance in its README.md) once, then a steady mix of
  * envelope, ModSecurity v3 and Coraza records, some of them critical, some invalid.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "../../test/fixtures/modsecurity");
 
 /** Every line of the bundled real fixtures (ModSecurity 2.x ones included: they dead-letter). */
 export function fixtureRecords(): string[] {
