@@ -1,0 +1,29 @@
+/**
+ * The one logger port of the code base. Powertools' `Logger` satisfies it, so does `console`
+ * (through {@link consoleLogger}) and every test double; adapters and use cases take it instead
+ * of a concrete logger, so they never build log items the active level would drop.
+ */
+export type LogExtra = Record<string, unknown>;
+
+export interface Logger {
+  debug(message: string, extra?: LogExtra): void;
+  info(message: string, extra?: LogExtra): void;
+  warn(message: string, extra?: LogExtra): void;
+  error(message: string, extra?: LogExtra): void;
+}
+
+/** Drops everything (tests, tools that print their own output). */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** Plain console output, one line per call: `level message {extra}`. */
+export const consoleLogger: Logger = {
+  debug: (m, e) => console.debug(m, ...(e ? [e] : [])),
+  info: (m, e) => console.info(m, ...(e ? [e] : [])),
+  warn: (m, e) => console.warn(m, ...(e ? [e] : [])),
+  error: (m, e) => console.error(m, ...(e ? [e] : [])),
+};
