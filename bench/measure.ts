@@ -74,10 +74,6 @@ export function progress(message: string): void {
   process.stderr.write(`[bench ${t}s] ${message}\n`);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
   try {

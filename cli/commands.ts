@@ -3,9 +3,11 @@
  * logic lives in the modules beside this one; this file only wires it to the terminal.
  * Results go to stdout, diagnostics (progress, counts of what was skipped, warnings) to stderr.
  */
+
 import type { Writable } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Config } from "../core/config.ts";
+import { sleep } from "../core/lib/time.ts";
 import { startLiveView } from "../local/web/server.ts";
 import {
   type AlertFilter,
@@ -48,19 +50,6 @@ function interrupted(): { signal: AbortSignal; dispose(): void } {
       process.off("SIGTERM", onSignal);
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 async function withRedis<T>(

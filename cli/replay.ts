@@ -4,12 +4,14 @@
  * sees exactly what a shipper would send), invalid records included. Gzipped files are
  * recognised by their magic bytes. Entries are pipelined in chunks; `--rate` paces them.
  */
+
 import { createReadStream, type Stats } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import type { Redis } from "ioredis";
+import { sleep } from "../core/lib/time.ts";
 
 /** One input: a file, or stdin (`-`). */
 export interface ReplaySource {
@@ -48,7 +50,7 @@ export interface ReplayOptions {
   warn?: (message: string) => void;
   now?: () => number;
   /** Waits for the rate limit (a fake clock in tests). */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<unknown>;
 }
 
 export interface ReplayResult {
@@ -209,19 +211,6 @@ export async function* splitLines(
   }
   if (oversize) yield OVERSIZE;
   else if (partLen > 0) yield withoutCr(Buffer.concat(parts));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Sends every non-blank line of every source to the stream. */

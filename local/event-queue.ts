@@ -21,6 +21,7 @@
  * - `P:failed:F`   list (oldest first) of JSON {@link FailedInvocation} records
  */
 import type { ChainableCommander, Redis } from "ioredis";
+import type { Logger } from "../core/lib/logger.ts";
 
 /** The consumer group every local runtime reads the queues with. */
 export const CONSUMER_GROUP = "local-lambda";
@@ -64,12 +65,6 @@ export interface FailedInvocation {
   failedAt: string;
 }
 
-export interface QueueLogger {
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
-
 export interface EventQueueOptions {
   /** Connected client for short commands; duplicated (never closed) for blocking reads. */
   redis: Redis;
@@ -91,7 +86,7 @@ export interface EventQueueOptions {
   claimIdleMs: number;
   /** How often the worker re-scans its own pending entries and stale ones of others. */
   recoverIntervalMs: number;
-  logger: QueueLogger;
+  logger: Logger;
 }
 
 export interface EventQueueStats {

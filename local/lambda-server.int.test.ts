@@ -2,6 +2,7 @@
  * The local Invoke API against real Redis and the real `@aws-sdk/client-lambda` (SPEC §8).
  * Each test uses its own queue prefix; crash tests kill a runtime running in a child process.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -18,6 +19,7 @@ import {
 import type { Context } from "aws-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../core/lib/logger.ts";
 import { CONSUMER_GROUP, type FailedInvocation, queueKeys } from "./event-queue.ts";
 import {
   type LambdaServerOptions,
@@ -45,14 +47,12 @@ afterAll(async () => {
   await redisService?.stop();
 });
 
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
 async function server(opts: Partial<LambdaServerOptions> & Pick<LambdaServerOptions, "functions">) {
   const started = await startLambdaServer({
     redis,
     queueKeyPrefix: `test:${randomUUID()}`,
     retryDelaysMs: [20, 40],
-    logger: silent,
+    logger: silentLogger,
     ...opts,
   });
   cleanups.push(() => started.close());

@@ -17,11 +17,14 @@
  * const server = await startLambdaServer({ functions: { score, alert }, redis });
  * process.env.AWS_ENDPOINT_URL_LAMBDA = server.url;
  */
+
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ClientContext, Context } from "aws-lambda";
 import type { Redis } from "ioredis";
+import { consoleLogger, type Logger } from "../core/lib/logger.ts";
+import { sleep } from "../core/lib/time.ts";
 import { EventQueue, type EventQueueStats, errorText, type QueuedEvent } from "./event-queue.ts";
 
 export type LocalHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -32,12 +35,6 @@ export type InvocationType = "RequestResponse" | "Event" | "DryRun";
 export const MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
 /** Lambda's limit for an asynchronous (`Event`) request. */
 export const MAX_EVENT_PAYLOAD_BYTES = 256 * 1024;
-
-export interface LambdaServerLogger {
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
 
 export interface LambdaServerOptions {
   /** Function name -> handler (the real middy handlers). */
@@ -54,7 +51,7 @@ export interface LambdaServerOptions {
   retryDelaysMs?: number[];
   /** Called after the last attempt of an `Event` invocation failed (it is also kept in `${prefix}:failed:${fn}`). */
   onAsyncFailure?: (fn: string, payload: unknown, error: unknown) => void | Promise<void>;
-  logger?: LambdaServerLogger;
+  logger?: Logger;
   /** Function timeout, as `getRemainingTimeInMillis` reports it and as enforced. Default 60 000. */
   timeoutMs?: number;
   /** `Event` invocations of one function running at once. Default 4. */
@@ -106,7 +103,7 @@ const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
  * re-run whatever a previous runtime left pending in Redis.
  */
 export async function startLambdaServer(opts: LambdaServerOptions): Promise<LambdaServer> {
-  const logger = opts.logger ?? console;
+  const logger = opts.logger ?? consoleLogger;
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const region = opts.region ?? "us-east-1";
   const accountId = opts.accountId ?? "000000000000";
@@ -383,10 +380,12 @@ export async function startLambdaServer(opts: LambdaServerOptions): Promise<Lamb
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + drainTimeoutMs;
+      const waited = new AbortController();
       const drained = await Promise.race([
         Promise.allSettled([...inFlight]).then(() => true),
-        sleep(drainTimeoutMs).then(() => false),
+        sleep(drainTimeoutMs, waited.signal).then(() => false),
       ]);
+      waited.abort();
       if (!drained) logger.warn(`local-lambda: ${inFlight.size} request(s) still running at close`);
       server.closeAllConnections();
       await Promise.all([stopped, queue.close(Math.max(0, deadline - Date.now()))]);
@@ -503,8 +502,4 @@ function safeDecode(segment: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -53,11 +53,7 @@ async function main(): Promise<void> {
     redis,
     port: Number(process.env.LOCAL_LAMBDA_PORT ?? 0),
     retryDelaysMs: [1000, 2000],
-    logger: {
-      info: (...a: unknown[]) => logger.info(String(a[0]), { detail: a.slice(1) }),
-      warn: (...a: unknown[]) => logger.warn(String(a[0]), { detail: a.slice(1) }),
-      error: (...a: unknown[]) => logger.error(String(a[0]), { detail: a.slice(1) }),
-    },
+    logger,
   });
   logger.info("local Lambda runtime listening", {
     url: server.url,

@@ -18,12 +18,14 @@
  * // ...
  * await redis.stop();
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { sleep } from "../core/lib/time.ts";
 
 /** A server started by this module. */
 export interface RunningService {
@@ -568,8 +570,4 @@ async function httpOk(url: string, status: number): Promise<boolean> {
   const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
   await res.arrayBuffer();
   return res.status === status;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

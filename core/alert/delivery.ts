@@ -11,6 +11,9 @@
  *   only when the channel is idempotent (PagerDuty's dedup_key; the webhook's delivery id),
  *   never for Slack or email, which would then post twice.
  */
+import { backoffMs } from "../lib/backoff.ts";
+import { parseRetryAfter } from "../lib/retry-after.ts";
+import { type Clock, systemClock } from "../lib/time.ts";
 
 export type AttemptResult =
   | { ok: true; status: number }
@@ -49,16 +52,6 @@ export interface DeliveryOutcome {
   reason?: "rejected" | "failed" | "ambiguous" | "circuit-open" | "deadline";
   detail?: string;
 }
-
-export interface Clock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
 
 export type CircuitState = "closed" | "open" | "half-open";
 
@@ -126,16 +119,6 @@ export class CircuitBreaker {
   }
 }
 
-/** The backoff before retry number `retry` (1-based), jittered by `random` ∈ [0, 1). */
-export function backoffMs(
-  retry: number,
-  policy: Pick<DeliveryPolicy, "baseDelayMs" | "maxDelayMs">,
-  random = Math.random(),
-): number {
-  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (retry - 1));
-  return Math.round(exp * (0.5 + random));
-}
-
 /**
  * Runs `attempt` until it succeeds, fails for good, or `deadlineAt` (epoch ms) leaves no time.
  * Never throws: an attempt that throws counts as ambiguous.
@@ -175,7 +158,12 @@ export async function deliver(
     last = { ok: false, attempts: n, status: r.status, reason: r.kind, detail: r.detail };
     if (r.kind === "rejected" || (r.kind === "ambiguous" && !policy.retryAmbiguous)) return last;
     if (n === policy.maxAttempts) return last;
-    const wait = Math.max(backoffMs(n, policy, random()), r.retryAfterMs ?? 0);
+    const backoff = backoffMs(
+      n,
+      { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs },
+      random(),
+    );
+    const wait = Math.max(backoff, r.retryAfterMs ?? 0);
     if (clock.now() + wait >= opts.deadlineAt) return last;
     await clock.sleep(wait);
   }
@@ -210,15 +198,6 @@ export function classifyFetchError(err: unknown): AttemptResult {
   return { ok: false, kind: "ambiguous", detail: code };
 }
 
-function retryAfter(res: Response): number | undefined {
-  const v = res.headers.get("retry-after");
-  if (!v) return undefined;
-  const s = Number(v);
-  if (Number.isFinite(s)) return Math.max(0, s * 1000);
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
 /**
  * POSTs a body and classifies the answer. Redirects are not followed (a 3xx is a refusal:
  * the URL is configured wrong). The response body is read (bounded) so the connection is
@@ -243,7 +222,13 @@ export async function httpPost(
   const snippet = text.replace(/\s+/g, " ").trim().slice(0, 200);
   const detail = `HTTP ${res.status}${snippet ? `: ${snippet}` : ""}`;
   if (res.status >= 500 || res.status === 408 || res.status === 429) {
-    return { ok: false, kind: "failed", status: res.status, detail, retryAfterMs: retryAfter(res) };
+    return {
+      ok: false,
+      kind: "failed",
+      status: res.status,
+      detail,
+      retryAfterMs: parseRetryAfter(res.headers.get("retry-after"), Date.now()),
+    };
   }
   return { ok: false, kind: "rejected", status: res.status, detail };
 }

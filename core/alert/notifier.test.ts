@@ -4,11 +4,13 @@
  * without secrets, per-channel metric names, and never a thrown error.
  */
 import { describe, expect, it } from "vitest";
+import { fakeClock } from "../../test/clock.ts";
+import type { Logger } from "../lib/logger.ts";
 import type { Alert } from "./alert.ts";
 import type { Channel } from "./channels/channel.ts";
-import type { AttemptResult, Clock } from "./delivery.ts";
+import type { AttemptResult } from "./delivery.ts";
 import type { Notification, ThrottleSummary } from "./notification.ts";
-import { ChannelNotifier, type LogSink, mapLimit, metricName } from "./notifier.ts";
+import { ChannelNotifier, metricName } from "./notifier.ts";
 import type { Throttle, ThrottleDecision } from "./throttle.ts";
 
 const alert = (tx: string, extra: Partial<Alert> = {}): Alert => ({
@@ -45,23 +47,13 @@ function fakeChannel(
   return channel;
 }
 
-function fakeClock(): Clock {
-  let t = 0;
-  return {
-    now: () => t,
-    sleep: async (ms) => {
-      t += ms;
-    },
-  };
-}
-
 function recorder() {
   const lines: Array<{ level: string; message: string } & Record<string, unknown>> = [];
   const at =
     (level: string) =>
     (message: string, ...extra: Array<Record<string, unknown>>) =>
       lines.push({ level, message, ...Object.assign({}, ...extra) });
-  const logger: LogSink = {
+  const logger: Logger = {
     debug: at("debug"),
     info: at("info"),
     warn: at("warn"),
@@ -241,21 +233,5 @@ describe("ChannelNotifier", () => {
     });
     await n.notify([]);
     expect(ch.sent).toEqual([]);
-  });
-});
-
-describe("mapLimit", () => {
-  it("keeps order and never runs more than the limit at once", async () => {
-    let running = 0;
-    let peak = 0;
-    const out = await mapLimit([1, 2, 3, 4, 5, 6, 7], 3, async (x) => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setImmediate(r));
-      running--;
-      return x * 2;
-    });
-    expect(out).toEqual([2, 4, 6, 8, 10, 12, 14]);
-    expect(peak).toBe(3);
   });
 });

@@ -8,18 +8,20 @@
  * notifier fails open but bounded: within that invocation only the first alert per
  * (client IP, category) goes out. A missed critical alert is worse than a second one.
  */
+
+import { mapLimit } from "../lib/limiter.ts";
+import type { Logger } from "../lib/logger.ts";
+import { type Clock, systemClock } from "../lib/time.ts";
 import type { Alert } from "./alert.ts";
 import type { Channel } from "./channels/channel.ts";
 import {
   CircuitBreaker,
   type CircuitState,
-  type Clock,
   DEFAULT_POLICY,
   type DeliveryOutcome,
   type DeliveryPolicy,
   deliver,
   redact,
-  systemClock,
 } from "./delivery.ts";
 import {
   alertNotification,
@@ -28,14 +30,6 @@ import {
   throttleKeyOf,
 } from "./notification.ts";
 import type { Throttle } from "./throttle.ts";
-
-/** The logger slice used here; a Powertools Logger fits. */
-export interface LogSink {
-  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
-  info(message: string, ...extra: Array<Record<string, unknown>>): void;
-  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
-  error(message: string, ...extra: Array<Record<string, unknown>>): void;
-}
 
 /** Counters; the alert function maps them to EMF metrics. */
 export interface CountSink {
@@ -46,7 +40,7 @@ export interface ChannelNotifierOptions {
   channel: Channel;
   /** Absent: every alert at or above the minimum severity is sent. */
   throttle?: Throttle;
-  logger: LogSink;
+  logger: Logger;
   metrics?: CountSink;
   /** Per-attempt timeout, attempts, backoff; `retryAmbiguous` comes from the channel. */
   policy?: Partial<Omit<DeliveryPolicy, "retryAmbiguous">>;
@@ -204,24 +198,6 @@ function describe(n: Notification): Record<string, unknown> {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-/** Runs `fn` over items with at most `limit` in flight, results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export type { DeliveryOutcome };

@@ -4,18 +4,14 @@
  */
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
+import type { Logger } from "../lib/logger.ts";
 import type { Channel } from "./channels/channel.ts";
 import { EmailChannel, type SesSender } from "./channels/email.ts";
 import { PagerDutyChannel } from "./channels/pagerduty.ts";
 import { SlackChannel } from "./channels/slack.ts";
 import { WebhookChannel } from "./channels/webhook.ts";
 import type { FetchFn } from "./delivery.ts";
-import {
-  ChannelNotifier,
-  type ChannelNotifierOptions,
-  type CountSink,
-  type LogSink,
-} from "./notifier.ts";
+import { ChannelNotifier, type ChannelNotifierOptions, type CountSink } from "./notifier.ts";
 import { NotificationThrottle } from "./throttle.ts";
 
 type NotifyConfig = Pick<
@@ -90,7 +86,7 @@ export function notifiersFromConfig(
   c: NotifyConfig,
   deps: {
     redis: Redis;
-    logger: LogSink;
+    logger: Logger;
     metrics?: CountSink;
     fetch?: FetchFn;
     ses?: () => SesSender;

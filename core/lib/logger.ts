@@ -6,10 +6,10 @@
 export type LogExtra = Record<string, unknown>;
 
 export interface Logger {
-  debug(message: string, extra?: LogExtra): void;
-  info(message: string, extra?: LogExtra): void;
-  warn(message: string, extra?: LogExtra): void;
-  error(message: string, extra?: LogExtra): void;
+  debug(message: string, ...extra: LogExtra[]): void;
+  info(message: string, ...extra: LogExtra[]): void;
+  warn(message: string, ...extra: LogExtra[]): void;
+  error(message: string, ...extra: LogExtra[]): void;
 }
 
 /** Drops everything (tests, tools that print their own output). */
@@ -22,8 +22,8 @@ export const silentLogger: Logger = {
 
 /** Plain console output, one line per call: `level message {extra}`. */
 export const consoleLogger: Logger = {
-  debug: (m, e) => console.debug(m, ...(e ? [e] : [])),
-  info: (m, e) => console.info(m, ...(e ? [e] : [])),
-  warn: (m, e) => console.warn(m, ...(e ? [e] : [])),
-  error: (m, e) => console.error(m, ...(e ? [e] : [])),
+  debug: (m, ...e) => console.debug(m, ...e),
+  info: (m, ...e) => console.info(m, ...e),
+  warn: (m, ...e) => console.warn(m, ...e),
+  error: (m, ...e) => console.error(m, ...e),
 };

@@ -6,9 +6,9 @@
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
+  /** Waits `ms` (see {@link sleep}); fake clocks advance instead. */
+  sleep(ms: number, signal?: AbortSignal): Promise<boolean>;
 }
-
-export const systemClock: Clock = { now: () => Date.now() };
 
 /**
  * Resolves `true` after `ms`, or `false` as soon as `signal` aborts (early, or already). The
@@ -31,3 +31,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/** The real clock. */
+export const systemClock: Clock = { now: () => Date.now(), sleep };

@@ -7,13 +7,13 @@
  * point outside retention (having written the other lines of the request: "partial write"),
  * 404 for a missing database, 401/403 for credentials.
  */
+import { parseRetryAfter } from "../lib/retry-after.ts";
 import {
   childSignal,
   createLineWriter,
   errorText,
   networkMessage,
   type PointWriter,
-  parseRetryAfter,
   type SendResult,
   WriterConfigError,
   type WriterOptions,
@@ -54,7 +54,7 @@ export function createV1Writer(opts: WriterOptions): PointWriter {
       }
       const body = (await res.text()).slice(0, MAX_ERROR_BODY_CHARS);
       const text = errorText(body) || res.headers.get("x-influxdb-error") || res.statusText;
-      const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
+      const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"), Date.now());
       return {
         kind: "http",
         status: res.status,

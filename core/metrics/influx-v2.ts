@@ -10,14 +10,15 @@
  * result is the awaited `flush()` — confirmed once more by `writeSuccess` for exactly these
  * lines.
  */
+
 import { HttpError, InfluxDB, type WriteApi } from "@influxdata/influxdb-client";
+import { parseRetryAfter } from "../lib/retry-after.ts";
 import {
   childSignal,
   createLineWriter,
   errorText,
   networkMessage,
   type PointWriter,
-  parseRetryAfter,
   type SendResult,
   WriterConfigError,
   type WriterOptions,
@@ -87,7 +88,7 @@ export function createV2Writer(opts: WriterOptions): PointWriter {
 function fromError(err: unknown): SendResult {
   if (err instanceof HttpError) {
     const header = err.headers?.["retry-after"];
-    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
+    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now());
     const text = err.body ? errorText(err.body) : err.message;
     return {
       kind: "http",

@@ -8,17 +8,16 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it, type Mock, vi } from "vitest";
+import type { Logger } from "../lib/logger.ts";
 import { createV1Writer } from "./influx-v1.ts";
 import { createV2Writer } from "./influx-v2.ts";
 import {
   errorText,
   type PointLine,
   type PointWriter,
-  parseRetryAfter,
   trimReason,
   type WriteOutcome,
   WriterConfigError,
-  type WriterLogger,
   type WriterOptions,
 } from "./writer.ts";
 
@@ -129,10 +128,15 @@ function points(n: number, opts: { bad?: number[]; from?: number } = {}): PointL
   });
 }
 
-type LogFn = WriterLogger["warn"];
+type LogFn = Logger["warn"];
 
-function quietLogger(): { warn: Mock<LogFn>; error: Mock<LogFn> } {
-  return { warn: vi.fn<LogFn>(), error: vi.fn<LogFn>() };
+function quietLogger() {
+  return {
+    debug: vi.fn<LogFn>(),
+    info: vi.fn<LogFn>(),
+    warn: vi.fn<LogFn>(),
+    error: vi.fn<LogFn>(),
+  };
 }
 
 const statuses = (outcomes: WriteOutcome[]) => outcomes.map((o) => o.status);
@@ -493,12 +497,5 @@ describe("helpers", () => {
   it("trims reasons to one line of at most 300 characters", () => {
     expect(trimReason("a\n  b")).toBe("a b");
     expect(trimReason("x".repeat(1_000))).toHaveLength(300);
-  });
-
-  it("parses Retry-After in seconds or as a date", () => {
-    expect(parseRetryAfter("3")).toBe(3_000);
-    expect(parseRetryAfter(undefined)).toBeUndefined();
-    expect(parseRetryAfter("soon")).toBeUndefined();
-    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
   });
 });

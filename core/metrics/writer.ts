@@ -8,7 +8,12 @@
  * wrong "accepted" is a lost event; a wrong "failed" merely costs a rewrite, which is
  * idempotent (same series and timestamp overwrite).
  */
+
 import { setMaxListeners } from "node:events";
+import { backoffMs } from "../lib/backoff.ts";
+import { Limiter } from "../lib/limiter.ts";
+import { consoleLogger, type Logger } from "../lib/logger.ts";
+import { sleep } from "../lib/time.ts";
 
 /** One line of line protocol and the key of the record it belongs to. */
 export interface PointLine {
@@ -44,15 +49,6 @@ export interface PointWriter {
   close(): Promise<void>;
 }
 
-/**
- * Where problems go. Shaped so that a Powertools `Logger` or `console` fits; attributes never
- * carry a token or a password.
- */
-export interface WriterLogger {
-  warn(message: string, attributes?: Record<string, unknown>): void;
-  error(message: string, attributes?: Record<string, unknown>): void;
-}
-
 /** Options of {@link createV2Writer} and {@link createV1Writer}. */
 export interface WriterOptions {
   /**
@@ -74,7 +70,8 @@ export interface WriterOptions {
   /** Attempts per request when the answer is transient (5xx, 429, network). Default 3. */
   maxAttempts?: number;
   /** Default: `console`, so a missing database is never silent. */
-  logger?: WriterLogger;
+  /** Where problems go; attributes never carry a token or a password. */
+  logger?: Logger;
   /** Most lines sent in one request. Default 5,000 (InfluxData's recommended batch). */
   maxLinesPerRequest?: number;
   /** Most bytes of line protocol in one request. Default 4 MiB, well below server limits. */
@@ -165,38 +162,6 @@ export function errorText(body: string): string {
   return trimmed;
 }
 
-/** `Retry-After` in milliseconds (seconds or an HTTP date), undefined when absent or unusable. */
-export function parseRetryAfter(
-  header: string | null | undefined,
-  now = Date.now(),
-): number | undefined {
-  if (header === null || header === undefined || header.trim() === "") return undefined;
-  const value = header.trim();
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** Runs at most `limit` tasks at once, first come first served. */
-class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    else this.active++;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      // The slot passes straight to the next task, so `active` stays right.
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 /** What one `write()` learnt, summarised in one log line at its end. */
 interface WriteReport {
   config?: string;
@@ -238,8 +203,8 @@ export function createLineWriter(
     opts.maxBytesPerRequest,
     DEFAULTS.maxBytesPerRequest,
   );
-  const logger: WriterLogger = opts.logger ?? console;
-  const semaphore = new Semaphore(positive("concurrency", opts.concurrency, DEFAULTS.concurrency));
+  const logger = opts.logger ?? consoleLogger;
+  const limiter = new Limiter(positive("concurrency", opts.concurrency, DEFAULTS.concurrency));
   const inFlight = new Set<Promise<unknown>>();
   let closed = false;
 
@@ -266,10 +231,15 @@ export function createLineWriter(
       let result: SendResult = { kind: "network", message: "not sent" };
       for (let n = 1; n <= maxAttempts; n++) {
         if (signal.aborted) return timedOut(timeoutMs);
-        result = await semaphore.run(() => sendSafely(send, body, signal));
+        result = await limiter.run(() => sendSafely(send, body, signal));
         if (signal.aborted && result.kind !== "accepted") return timedOut(timeoutMs);
         if (verdict(result) !== "transient" || n === maxAttempts) return result;
-        const wait = Math.max(backoff(n), result.kind === "http" ? (result.retryAfterMs ?? 0) : 0);
+        const backoff = backoffMs(
+          n,
+          { baseMs: BACKOFF_BASE_MS, maxMs: BACKOFF_MAX_MS },
+          Math.random(),
+        );
+        const wait = Math.max(backoff, result.kind === "http" ? (result.retryAfterMs ?? 0) : 0);
         // A retry that could only start after the budget is spent: keep the server's answer.
         if (Date.now() + wait >= deadlineAt) return result;
         if (!(await sleep(wait, signal))) return timedOut(timeoutMs);
@@ -487,27 +457,6 @@ function explain(target: WriterTarget, result: SendResult): string {
     default:
       return trimReason(`${target.api} answered ${result.status}: ${text}`);
   }
-}
-
-/** Exponential backoff with jitter: between half and all of `BASE·2^(n-1)`, capped. */
-function backoff(failedAttempts: number): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failedAttempts - 1));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-/** Resolves true after `ms`, false as soon as `signal` aborts (the budget is spent). */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve(ok);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**

@@ -12,10 +12,11 @@ import {
   victoriaPoints,
   victoriaSampleCount,
 } from "../../test/readback.ts";
+import type { Logger } from "../lib/logger.ts";
 import { createV1Writer } from "./influx-v1.ts";
 import { createV2Writer } from "./influx-v2.ts";
 import { OrderedPoint } from "./point.ts";
-import type { PointLine, WriteOutcome, WriterLogger } from "./writer.ts";
+import type { PointLine, WriteOutcome } from "./writer.ts";
 
 /** An hour ago, in ms: recent enough for `now() - 1h` style queries, old enough to be past. */
 const BASE_MS = BigInt(Date.now() - 3_600_000);
@@ -47,10 +48,15 @@ function wafPoints(n: number, spec: Spec): PointLine[] {
   });
 }
 
-type LogFn = WriterLogger["warn"];
+type LogFn = Logger["warn"];
 
-function spyLogger(): { warn: Mock<LogFn>; error: Mock<LogFn> } {
-  return { warn: vi.fn<LogFn>(), error: vi.fn<LogFn>() };
+function spyLogger() {
+  return {
+    debug: vi.fn<LogFn>(),
+    info: vi.fn<LogFn>(),
+    warn: vi.fn<LogFn>(),
+    error: vi.fn<LogFn>(),
+  };
 }
 
 const statuses = (outcomes: WriteOutcome[]) => new Set(outcomes.map((o) => o.status));

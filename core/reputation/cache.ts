@@ -10,18 +10,14 @@
  * refreshes on its first event after thawing. If Redis is unreachable, the last copy stays,
  * minus the entries that expired meanwhile.
  */
+
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { formatIp, IpSet, type ParsedIp } from "../event/ip.ts";
+import type { Logger } from "../lib/logger.ts";
 import { maskIp } from "../privacy/privacy.ts";
 import type { MaliciousSource } from "../scoring/reputation.ts";
 import { offendersKey } from "./offenders.ts";
-
-interface LogSink {
-  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
-  info(message: string, ...extra: Array<Record<string, unknown>>): void;
-  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
-}
 
 export interface ReputationCacheOptions {
   /** `REPUTATION_SET_KEY`: the feeds' sorted set (or plain set). */
@@ -32,7 +28,7 @@ export interface ReputationCacheOptions {
   refreshMs: number;
   /** `IP_HASH_KEY`, to match `h:…` offender entries (IP_MASKING=hash). */
   ipHashKey?: string;
-  logger?: LogSink;
+  logger?: Logger;
   /** Epoch ms. */
   now?: () => number;
 }

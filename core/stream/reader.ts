@@ -14,6 +14,7 @@
  * - Entries left pending by a dead consumer are claimed (XAUTOCLAIM) after `claimIdleMs`.
  */
 import type { Redis } from "ioredis";
+import type { Logger } from "../lib/logger.ts";
 import type { ScoreResponse, StreamRecord } from "./contract.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "./errors.ts";
 
@@ -26,20 +27,13 @@ export interface ScorerInvoker {
   invoke(body: string, records: readonly StreamRecord[]): Promise<ScoreResponse>;
 }
 
-export interface ReaderLogger {
-  debug(message: string, extra: Record<string, unknown>): void;
-  info(message: string, extra: Record<string, unknown>): void;
-  warn(message: string, extra: Record<string, unknown>): void;
-  error(message: string, extra: Record<string, unknown>): void;
-}
-
 export interface ReaderOptions {
   /** Commands: ack, dead-letter, claim, info. */
   redis: Redis;
   /** A dedicated connection for the blocking XREADGROUP (it stalls everything else on its connection). */
   blockingRedis: Redis;
   invoker: ScorerInvoker;
-  logger: ReaderLogger;
+  logger: Logger;
   streamKey: string;
   field: string;
   group: string;

@@ -4,6 +4,7 @@
  * to a response, a FunctionInvocationError (the batch's fault: bisect, count attempts) or an
  * InvokeUnavailableError (nobody's fault: back off).
  */
+
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +13,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../core/config.ts";
+import { silentLogger } from "../../core/lib/logger.ts";
 import { scorerSettingsFrom } from "../../core/scorer.ts";
 import type { StreamRecord } from "../../core/stream/contract.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "../../core/stream/errors.ts";
@@ -42,8 +44,6 @@ afterAll(async () => {
   redis?.disconnect();
   await redisService?.stop();
 });
-
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** What the hosted handlers received, by function name. */
 const received: Record<string, unknown[]> = {};
@@ -92,7 +92,7 @@ async function lambdaServer(): Promise<LambdaServer> {
     functions,
     redis,
     queueKeyPrefix: `test:${randomUUID()}`,
-    logger: silent,
+    logger: silentLogger,
     startWorkers: false,
   });
   cleanups.push(() => server.close());
@@ -134,7 +134,7 @@ describe("createLambdaInvoker against the local Invoke API", () => {
       functions,
       redis,
       queueKeyPrefix: `test:${randomUUID()}`,
-      logger: silent,
+      logger: silentLogger,
       startWorkers: false,
     });
     lambda = new LambdaClient({

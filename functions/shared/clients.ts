@@ -5,25 +5,18 @@
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
 import type { AlertPayload, AlertQueue } from "../../core/alert/dispatch.ts";
 import type { Config } from "../../core/config.ts";
+import type { Logger } from "../../core/lib/logger.ts";
 import { createV1Writer } from "../../core/metrics/influx-v1.ts";
 import { createV2Writer } from "../../core/metrics/influx-v2.ts";
 import type { PointWriter } from "../../core/metrics/writer.ts";
 
-interface WarnLogger {
-  warn(message: string, ...extra: unknown[]): void;
-  error(message: string, ...extra: unknown[]): void;
-}
-
-export function createPointWriter(c: Config, logger: WarnLogger): PointWriter {
+export function createPointWriter(c: Config, logger: Logger): PointWriter {
   const opts = {
     url: c.INFLUXDB_URL,
     token: c.INFLUXDB_TOKEN,
     org: c.INFLUXDB_ORG,
     bucket: c.INFLUXDB_BUCKET,
-    logger: {
-      warn: (m: string, ...a: unknown[]) => logger.warn(m, ...a),
-      error: (m: string, ...a: unknown[]) => logger.error(m, ...a),
-    },
+    logger,
   };
   return c.INFLUXDB_API === "v1" ? createV1Writer(opts) : createV2Writer(opts);
 }
