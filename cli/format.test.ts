@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { clean, duration, plural, streamIdMs, table, truncate, utc } from "./format.ts";
+import { streamIdMs } from "../core/stream/entry.ts";
+import { clean, duration, plural, table, truncate, utc } from "./format.ts";
 import { describeConnectError, maskRedisUrl } from "./redis.ts";
 
 describe("clean", () => {

@@ -73,9 +73,3 @@ export function utc(unixSeconds: number): string {
   if (!Number.isFinite(unixSeconds) || unixSeconds <= 0) return "-";
   return `${new Date(unixSeconds * 1000).toISOString().slice(0, 19).replace("T", " ")}Z`;
 }
-
-/** Milliseconds since the epoch encoded in a stream entry ID (`<ms>-<seq>`). */
-export function streamIdMs(id: string): number | undefined {
-  const m = /^(\d+)-\d+$/.exec(id);
-  return m ? Number(m[1]) : undefined;
-}

@@ -4,8 +4,9 @@
  * size, and recent throughput from two samples taken a moment apart; then what looks wrong.
  */
 import type { Redis } from "ioredis";
+import { streamIdMs } from "../core/stream/entry.ts";
 import { type StreamStatus, streamStatus } from "../core/stream/status.ts";
-import { clean, count, duration, plural, streamIdMs } from "./format.ts";
+import { clean, count, duration, plural } from "./format.ts";
 
 export interface StatusKeys {
   streamKey: string;

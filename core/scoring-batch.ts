@@ -10,11 +10,11 @@
 import type { Alert } from "./alert/alert.ts";
 import { type AlertQueue, packAlerts } from "./alert/dispatch.ts";
 import type { WafEvent } from "./event/types.ts";
-import { parseStreamId } from "./metrics/point.ts";
 import type { PointLine, PointWriter } from "./metrics/writer.ts";
 import { outputsOf, type ScorerSettings, scoreRecord } from "./scorer.ts";
 import type { Score } from "./scoring/score.ts";
 import type { ScoreRequest, ScoreResponse } from "./stream/contract.ts";
+import { parseStreamId } from "./stream/entry.ts";
 
 export interface BatchDeps {
   settings: ScorerSettings;

@@ -5,7 +5,8 @@ import type { WafEvent } from "../event/types.ts";
 import type { PrivacyConfig } from "../privacy/privacy.ts";
 import { Reputation } from "../scoring/reputation.ts";
 import { DEFAULT_SCORING, scoreEvent } from "../scoring/score.ts";
-import { OrderedPoint, parseStreamId, pointTimeNs, toPoint } from "./point.ts";
+import { parseStreamId } from "../stream/entry.ts";
+import { OrderedPoint, pointTimeNs, toPoint } from "./point.ts";
 
 const off: PrivacyConfig = { ipMasking: "off", ipHashKey: undefined };
 const parse = (v: unknown): WafEvent => {

@@ -4,11 +4,13 @@
  * and the timestamp scheme that keeps distinct events apart while a redelivered event
  * rewrites its own point.
  */
+
 import { Point } from "@influxdata/influxdb-client";
 import type { WafEvent } from "../event/types.ts";
 import type { PrivacyConfig } from "../privacy/privacy.ts";
 import { maskIp } from "../privacy/privacy.ts";
 import type { Score } from "../scoring/score.ts";
+import { parseStreamId } from "../stream/entry.ts";
 
 export const MEASUREMENT = "waf_events";
 
@@ -100,12 +102,6 @@ export function hash53(text: string): number {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
-}
-
-/** Parses a Redis Stream entry ID (`<ms>-<seq>`). */
-export function parseStreamId(id: string): { ms: bigint; seq: bigint } | undefined {
-  const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
-  return m ? { ms: BigInt(m[1] as string), seq: BigInt(m[2] as string) } : undefined;
 }
 
 /**

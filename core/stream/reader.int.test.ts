@@ -9,11 +9,11 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startRedis } from "../../local/services.ts";
+import { silentLogger } from "../lib/logger.ts";
 import type { ScoreRequest, ScoreResponse, StreamRecord } from "./contract.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "./errors.ts";
 import { type ReaderOptions, type ScorerInvoker, StreamReader } from "./reader.ts";
-
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
+import { RedisStream } from "./redis-stream.ts";
 
 const DONE: ScoreResponse = { batchItemFailures: [], rejected: [] };
 
@@ -113,20 +113,23 @@ function freshKeys(): Keys {
   return { stream: `test:${id}:stream`, dlq: `test:${id}:dlq`, group: "realtime-processor" };
 }
 
-type ReaderOverrides = Partial<Omit<ReaderOptions, "redis" | "blockingRedis" | "invoker">>;
+type ReaderOverrides = Partial<Omit<ReaderOptions, "stream" | "invoker">> & { consumer?: string };
 
 function newReader(keys: Keys, invoker: ScorerInvoker, o: ReaderOverrides = {}): StreamReader {
   const redis = new Redis(service.url);
   const blockingRedis = new Redis(service.url);
+  const { consumer = "reader-1", ...rest } = o;
   const reader = new StreamReader({
-    redis,
-    blockingRedis,
+    stream: new RedisStream({
+      redis,
+      blocking: blockingRedis,
+      key: keys.stream,
+      group: keys.group,
+      consumer,
+    }),
     invoker,
-    logger: silent,
-    streamKey: keys.stream,
+    logger: silentLogger,
     field: "event",
-    group: keys.group,
-    consumer: "reader-1",
     batchSize: 10,
     batchWindowMs: 10,
     maxInFlight: 2,
@@ -137,7 +140,7 @@ function newReader(keys: Keys, invoker: ScorerInvoker, o: ReaderOverrides = {}):
     claimIdleMs: 1000,
     retryBaseMs: 10,
     blockMs: 50,
-    ...o,
+    ...rest,
   });
   cleanups.push(async () => {
     await reader.stop();

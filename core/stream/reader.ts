@@ -1,22 +1,22 @@
 /**
- * The stream reader (SPEC §5): a Redis Streams consumer with the guarantees of an AWS Lambda
- * event source mapping.
+ * The stream reader (docs/reference.md, "Delivery"): the loop that joins a consumer group
+ * ({@link StreamPort}, Redis behind it), the scoring function ({@link ScorerInvoker}) and the
+ * delivery policy ({@link DeliveryPolicy}: acknowledge, dead-letter, retry, bisect, pause).
  *
- * - Consumer group created at `0` if missing; batches by count, bytes and window; at most
- *   `maxInFlight` invocations (it stops reading while they are busy).
- * - An entry is acknowledged only when the scorer reports it done; rejected entries are
- *   dead-lettered (DLQ XADD + XACK in one script, so each appears in the DLQ exactly once).
- * - Failed entries stay pending and are retried with backoff; a batch whose invocation failed
- *   as a whole is bisected until a poison record is alone; a record that failed alone
- *   `maxRetries` times is dead-lettered with its reason and attempt count.
- * - Outages (scorer unreachable or throttled, every record of a batch failing) count against
- *   no record: the reader pauses, doubling the pause, and probes again (circuit breaker).
- * - Entries left pending by a dead consumer are claimed (XAUTOCLAIM) after `claimIdleMs`.
+ * What the loop itself owns: batching (by count, bytes and window), at most `maxInFlight`
+ * invocations at once (it stops reading while they are busy), retries coming due, claiming
+ * entries a dead reader left pending (XAUTOCLAIM after `claimIdleMs`), taking back its own
+ * pending entries at start, reaping consumers long gone, and a drain on stop.
  */
-import type { Redis } from "ioredis";
+
+import { Limiter } from "../lib/limiter.ts";
 import type { Logger } from "../lib/logger.ts";
+import { type Clock, sleep, systemClock } from "../lib/time.ts";
 import type { ScoreResponse, StreamRecord } from "./contract.ts";
+import { deadLetterFields, inputRecord, type StreamEntry } from "./entry.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "./errors.ts";
+import { type Action, type Delivery, DeliveryPolicy } from "./policy.ts";
+import type { StreamPort } from "./redis-stream.ts";
 
 export interface ScorerInvoker {
   /**
@@ -28,23 +28,19 @@ export interface ScorerInvoker {
 }
 
 export interface ReaderOptions {
-  /** Commands: ack, dead-letter, claim, info. */
-  redis: Redis;
-  /** A dedicated connection for the blocking XREADGROUP (it stalls everything else on its connection). */
-  blockingRedis: Redis;
+  /** The consumer group this reader reads as its consumer. */
+  stream: StreamPort;
   invoker: ScorerInvoker;
   logger: Logger;
-  streamKey: string;
+  /** The entry field holding the record (`STREAM_FIELD`). */
   field: string;
-  group: string;
-  consumer: string;
+  dlqKey: string;
+  dlqMaxLen: number;
   batchSize: number;
   batchWindowMs: number;
   maxInFlight: number;
   maxRetries: number;
   maxRecordBytes: number;
-  dlqKey: string;
-  dlqMaxLen: number;
   claimIdleMs: number;
   /** Request body bound; below Lambda's 6 MB synchronous payload limit. */
   maxBatchBytes?: number;
@@ -58,7 +54,8 @@ export interface ReaderOptions {
    * names pile up otherwise). Default: the larger of 10 × claimIdleMs and one hour.
    */
   consumerReapIdleMs?: number;
-  now?: () => number;
+  clock?: Clock;
+  random?: () => number;
 }
 
 export interface ReaderStats {
@@ -76,95 +73,40 @@ export interface ReaderStats {
 }
 
 /** An entry as the reader holds it. */
-interface Held {
-  id: string;
-  /** The STREAM_FIELD value; undefined when the entry has no such field. */
+interface Held extends Delivery {
+  /** The record's text; undefined when the entry has no record field. */
   data: string | undefined;
   /** `origin_id` of a record redriven from the DLQ (see StreamRecord.originId). */
   originId: string | undefined;
-  deliveryCount: number;
-  /** Invocations of this record that failed in a way that counts (alone, or beside successes). */
-  failures: number;
-  lastError: string | undefined;
-  /** When this record last failed (0 = never). */
-  lastFailedAt: number;
 }
 
 interface RetryBatch {
   entries: Held[];
   dueAt: number;
-  /** Re-read through XCLAIM first (bumps the delivery count, drops entries acked elsewhere). */
+  /** Re-claim first (bumps the delivery count, drops entries acknowledged elsewhere). */
   reclaim: boolean;
 }
 
 export const DEFAULT_MAX_BATCH_BYTES = 5_500_000;
 
-// KEYS[1] stream, KEYS[2] dlq; ARGV[1] group, ARGV[2] entry id, ARGV[3] dlq maxlen, ARGV[4..] fields.
-// Dead-letters only if this call removed the entry from the PEL: at most one DLQ entry per
-// entry, whichever reader (or crash-restarted reader) gets there.
-const DEAD_LETTER_SCRIPT = `
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-  return 1
-end
-return 0
-`;
-
-// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer. Deletes the consumer only if it has nothing
-// pending (checked in the same atomic step), so no pending entry loses its owner record.
-const REAP_CONSUMER_SCRIPT = `
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #pending > 0 then return -1 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-`;
-
-/** Entry field naming the stream entry a redriven record first arrived as. */
-export const ORIGIN_FIELD = "origin_id";
-
-const PAUSE_MIN_MS = 250;
 /** How many times a batch still filling up looks for more entries within BATCH_WINDOW_MS. */
 const WINDOW_STEPS = 5;
-const PAUSE_MAX_MS = 30_000;
-
-type RawEntry = [id: string, fields: string[] | null];
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-}
-
-function fieldValue(fields: string[] | null, name: string): string | undefined {
-  if (!fields) return undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
+/** Own pending entries taken back at start, at most. */
+const RECOVER_MAX = 10_000;
+const CLAIM_CHUNK = 500;
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 export class StreamReader {
-  private readonly o: Required<Omit<ReaderOptions, "now">> & { now: () => number };
+  private readonly o: Required<Omit<ReaderOptions, "clock" | "random">>;
+  private readonly clock: Clock;
+  private readonly policy: DeliveryPolicy<Held>;
+  private readonly slots: Limiter;
   private running = false;
-  private inFlight = 0;
-  private slotWaiters: Array<() => void> = [];
-  private idleWaiters: Array<() => void> = [];
   private retries: RetryBatch[] = [];
   private readonly held = new Set<string>();
-  private pauseMs = 0;
-  /** Last time a batch had a record done: proof the scorer's dependencies work. */
-  private lastProgressAt = 0;
-  private pausedUntil = 0;
   private lastClaimAt = 0;
   private lastReapAt = 0;
   private claimCursor = "0-0";
@@ -188,11 +130,19 @@ export class StreamReader {
       retryMaxMs: Math.max(1000, Math.min(30_000, Math.floor(opts.claimIdleMs / 2))),
       blockMs: 500,
       consumerReapIdleMs: Math.max(10 * opts.claimIdleMs, 3_600_000),
-      now: Date.now,
       ...opts,
     } as StreamReader["o"];
-    this.o.redis.defineCommand("wafDeadLetter", { numberOfKeys: 2, lua: DEAD_LETTER_SCRIPT });
-    this.o.redis.defineCommand("wafReapConsumer", { numberOfKeys: 1, lua: REAP_CONSUMER_SCRIPT });
+    this.clock = opts.clock ?? systemClock;
+    this.policy = new DeliveryPolicy<Held>(
+      {
+        maxRetries: this.o.maxRetries,
+        retryBaseMs: this.o.retryBaseMs,
+        retryMaxMs: this.o.retryMaxMs,
+      },
+      () => this.clock.now(),
+      opts.random ?? Math.random,
+    );
+    this.slots = new Limiter(this.o.maxInFlight);
   }
 
   /** Whether the read loop is running (false before start, after stop, or after a crash). */
@@ -203,22 +153,19 @@ export class StreamReader {
   stats(): ReaderStats {
     return {
       ...this.stats_,
-      inFlight: this.inFlight,
+      inFlight: this.slots.active,
       scheduledRetries: this.retries.reduce((n, b) => n + b.entries.length, 0),
-      paused: this.o.now() < this.pausedUntil,
+      paused: this.policy.pausedFor() > 0,
     };
   }
 
   /** Creates the consumer group at `0` (with the stream) unless it exists. */
   async ensureGroup(): Promise<void> {
-    try {
-      await this.o.redis.xgroup("CREATE", this.o.streamKey, this.o.group, "0", "MKSTREAM");
+    if (await this.o.stream.ensureGroup()) {
       this.o.logger.info("consumer group created", {
-        stream: this.o.streamKey,
-        group: this.o.group,
+        stream: this.o.stream.key,
+        group: this.o.stream.group,
       });
-    } catch (err) {
-      if (!errorMessage(err).includes("BUSYGROUP")) throw err;
     }
   }
 
@@ -242,13 +189,10 @@ export class StreamReader {
   async stop(timeoutMs = 30_000): Promise<void> {
     this.running = false;
     this.stopController.abort();
-    for (const w of this.slotWaiters.splice(0)) w();
     await this.loopDone;
-    const idle = new Promise<void>((resolve) => {
-      if (this.inFlight === 0) resolve();
-      else this.idleWaiters.push(resolve);
-    });
-    await Promise.race([idle, sleep(timeoutMs)]);
+    const waited = new AbortController();
+    await Promise.race([this.slots.idle(), sleep(timeoutMs, waited.signal)]);
+    waited.abort();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -256,28 +200,24 @@ export class StreamReader {
   private async loop(): Promise<void> {
     let errorDelay = 100;
     while (this.running) {
+      if (!(await this.acquireUnlessStopped())) break;
       try {
-        await this.acquireSlot();
-        if (!this.running) {
-          this.releaseSlot();
-          break;
-        }
-        const now = this.o.now();
-        if (now < this.pausedUntil) {
-          this.releaseSlot();
-          await sleep(this.pausedUntil - now, this.stopController.signal);
+        const paused = this.policy.pausedFor();
+        if (paused > 0) {
+          this.slots.release();
+          await sleep(paused, this.stopController.signal);
           continue;
         }
         const batch =
           (await this.takeDueRetry()) ?? (await this.claimIdle()) ?? (await this.readNew());
         if (!batch || batch.length === 0) {
-          this.releaseSlot();
+          this.slots.release();
           continue;
         }
-        this.dispatchSplit(batch);
+        this.dispatch(batch);
         errorDelay = 100;
       } catch (err) {
-        this.releaseSlot();
+        this.slots.release();
         const msg = errorMessage(err);
         if (msg.includes("NOGROUP")) {
           this.o.logger.warn("consumer group missing, recreating", { error: msg });
@@ -291,52 +231,32 @@ export class StreamReader {
     }
   }
 
-  private acquireSlot(): Promise<void> {
-    if (this.inFlight < this.o.maxInFlight || !this.running) {
-      this.inFlight++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.slotWaiters.push(() => {
-        this.inFlight++;
-        resolve();
-      });
+  /** A dispatch slot, or false once stop() was called while waiting for one. */
+  private async acquireUnlessStopped(): Promise<boolean> {
+    if (this.slots.tryAcquire()) return true;
+    const signal = this.stopController.signal;
+    const slot = this.slots.acquire();
+    const stopped = new Promise<false>((resolve) => {
+      if (signal.aborted) resolve(false);
+      signal.addEventListener("abort", () => resolve(false), { once: true });
     });
-  }
-
-  private releaseSlot(): void {
-    this.inFlight--;
-    const next = this.slotWaiters.shift();
-    if (next) next();
-    else if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    const got = await Promise.race([slot, stopped]);
+    if (got && this.running) return true;
+    // Stopped: hand the slot back whenever it comes.
+    void slot.then((ok) => ok && this.slots.release());
+    return false;
   }
 
   /** Own pending entries from an earlier run under the same consumer name. */
   private async recoverOwnPending(): Promise<void> {
-    const pending = (await this.o.redis.xpending(
-      this.o.streamKey,
-      this.o.group,
-      "-",
-      "+",
-      10_000,
-      this.o.consumer,
-    )) as Array<[string, string, number, number]>;
+    const pending = await this.o.stream.ownPending(RECOVER_MAX);
     if (pending.length === 0) return;
-    const counts = new Map(pending.map(([id, , , count]) => [id, count]));
+    const counts = new Map(pending.map((p) => [p.id, p.deliveryCount]));
     const entries: Held[] = [];
-    // Ids are listed in order; claim them in chunks (XCLAIM bumps the delivery count).
-    for (let i = 0; i < pending.length; i += 500) {
-      const ids = pending.slice(i, i + 500).map(([id]) => id);
-      const claimed = (await this.o.redis.xclaim(
-        this.o.streamKey,
-        this.o.group,
-        this.o.consumer,
-        0,
-        ...ids,
-      )) as RawEntry[];
-      for (const [id, fields] of claimed) {
-        entries.push(this.hold(id, fields, (counts.get(id) ?? 1) + 1));
-      }
+    // XCLAIM bumps the delivery count.
+    for (let i = 0; i < pending.length; i += CLAIM_CHUNK) {
+      const claimed = await this.o.stream.claim(pending.slice(i, i + CLAIM_CHUNK).map((p) => p.id));
+      for (const e of claimed) entries.push(this.hold(e, (counts.get(e.id) ?? 1) + 1));
     }
     this.o.logger.info("recovered own pending entries", { count: entries.length });
     const normal = this.isolateSuspects(entries);
@@ -349,12 +269,13 @@ export class StreamReader {
     }
   }
 
-  private hold(id: string, fields: string[] | null, deliveryCount: number): Held {
-    this.held.add(id);
+  private hold(entry: StreamEntry, deliveryCount: number): Held {
+    this.held.add(entry.id);
+    const { data, originId } = inputRecord(entry, this.o.field);
     return {
-      id,
-      data: fieldValue(fields, this.o.field),
-      originId: fieldValue(fields, ORIGIN_FIELD),
+      id: entry.id,
+      data,
+      originId,
       deliveryCount,
       failures: 0,
       lastError: undefined,
@@ -363,27 +284,20 @@ export class StreamReader {
   }
 
   private async takeDueRetry(): Promise<Held[] | undefined> {
-    const now = this.o.now();
+    const now = this.clock.now();
     const idx = this.retries.findIndex((b) => b.dueAt <= now);
     if (idx === -1) return undefined;
     const [batch] = this.retries.splice(idx, 1);
     if (!batch) return undefined;
     this.stats_.retried += batch.entries.length;
     if (!batch.reclaim) return batch.entries;
-    // XCLAIM to ourselves: bumps the delivery count, and drops entries another reader acked.
+    // Claim to ourselves: bumps the delivery count, and drops entries another reader acked.
     let claimed: string[];
     try {
-      claimed = (await this.o.redis.xclaim(
-        this.o.streamKey,
-        this.o.group,
-        this.o.consumer,
-        0,
-        ...batch.entries.map((e) => e.id),
-        "JUSTID",
-      )) as string[];
+      claimed = await this.o.stream.claimIds(batch.entries.map((e) => e.id));
     } catch (err) {
       // Dropped, the batch's entries would stay pending and held (so never claimed) forever.
-      this.schedule(batch.entries, this.backoff(1), true);
+      this.schedule(batch.entries, this.policy.backoff(1), true);
       throw err;
     }
     const still = new Set(claimed);
@@ -399,47 +313,36 @@ export class StreamReader {
 
   /** XAUTOCLAIM entries idle past claimIdleMs (their reader died), at most once a second. */
   private async claimIdle(): Promise<Held[] | undefined> {
-    const now = this.o.now();
+    const now = this.clock.now();
     if (now - this.lastClaimAt < Math.min(1000, this.o.claimIdleMs)) return undefined;
     this.lastClaimAt = now;
     await this.reapIdleConsumers().catch((err) =>
       this.o.logger.warn("could not reap idle consumers", { error: errorMessage(err) }),
     );
-    const [cursor, entries, deleted] = (await this.o.redis.xautoclaim(
-      this.o.streamKey,
-      this.o.group,
-      this.o.consumer,
+    const page = await this.o.stream.autoclaim(
       this.o.claimIdleMs,
       this.claimCursor,
-      "COUNT",
       this.o.batchSize,
-    )) as [string, RawEntry[], string[]];
-    this.claimCursor = cursor;
-    if (deleted?.length) {
+    );
+    this.claimCursor = page.cursor;
+    if (page.deleted.length > 0) {
       this.o.logger.warn("pending entries were trimmed from the stream before processing", {
-        count: deleted.length,
+        count: page.deleted.length,
       });
     }
-    const fresh = entries.filter(([id, fields]) => fields !== null && !this.held.has(id));
+    const fresh = page.entries.filter((e) => e.fields !== null && !this.held.has(e.id));
     if (fresh.length === 0) return undefined;
-    const counts = await this.deliveryCounts(fresh.map(([id]) => id));
+    const counts = await this.o.stream.deliveryCounts(fresh.map((e) => e.id));
     this.stats_.claimed += fresh.length;
     this.o.logger.info("claimed idle pending entries", { count: fresh.length });
-    return this.isolateSuspects(
-      fresh.map(([id, fields]) => this.hold(id, fields, counts.get(id) ?? 1)),
-    );
+    return this.isolateSuspects(fresh.map((e) => this.hold(e, counts.get(e.id) ?? 1)));
   }
 
-  /**
-   * Entries delivered more than maxRetries times may be what killed earlier readers: they run
-   * alone, so a poison record is charged on its own and never takes its batch down with it.
-   * Deliveries alone never dead-letter a record (a valid record held by crashing readers stays
-   * valid); only failed invocations do.
-   */
+  /** Suspects (see DeliveryPolicy.isSuspect) run alone, as a retry of their own. */
   private isolateSuspects(entries: Held[]): Held[] {
     const normal: Held[] = [];
     for (const e of entries) {
-      if (e.deliveryCount > this.o.maxRetries) {
+      if (this.policy.isSuspect(e.deliveryCount)) {
         this.retries.push({ entries: [e], dueAt: 0, reclaim: false });
       } else normal.push(e);
     }
@@ -448,93 +351,53 @@ export class StreamReader {
 
   /** Removes consumers idle past consumerReapIdleMs with nothing pending (at most once a minute). */
   private async reapIdleConsumers(): Promise<void> {
-    const now = this.o.now();
+    const now = this.clock.now();
     if (now - this.lastReapAt < 60_000) return;
     this.lastReapAt = now;
-    const rows = (await this.o.redis.xinfo(
-      "CONSUMERS",
-      this.o.streamKey,
-      this.o.group,
-    )) as unknown[][];
-    for (const row of rows) {
-      const c: Record<string, unknown> = {};
-      for (let i = 0; i + 1 < row.length; i += 2) c[String(row[i])] = row[i + 1];
-      const name = String(c.name);
-      if (name === this.o.consumer) continue;
-      if (Number(c.pending) > 0 || Number(c.idle) < this.o.consumerReapIdleMs) continue;
-      const res = (await (this.o.redis as unknown as ReapClient).wafReapConsumer(
-        this.o.streamKey,
-        this.o.group,
-        name,
-      )) as number;
-      if (res >= 0) {
+    for (const c of await this.o.stream.consumers()) {
+      if (c.name === this.o.stream.consumer) continue;
+      if (c.pending > 0 || c.idleMs < this.o.consumerReapIdleMs) continue;
+      if (await this.o.stream.removeIdleConsumer(c.name)) {
         this.stats_.reapedConsumers++;
-        this.o.logger.info("removed idle consumer", { consumer: name, idle_ms: Number(c.idle) });
+        this.o.logger.info("removed idle consumer", { consumer: c.name, idle_ms: c.idleMs });
       }
     }
   }
 
-  private async deliveryCounts(ids: string[]): Promise<Map<string, number>> {
-    const first = ids[0];
-    const last = ids[ids.length - 1];
-    if (!first || !last) return new Map();
-    const rows = (await this.o.redis.xpending(
-      this.o.streamKey,
-      this.o.group,
-      first,
-      last,
-      ids.length + 100,
-      this.o.consumer,
-    )) as Array<[string, string, number, number]>;
-    return new Map(rows.map(([id, , , count]) => [id, count]));
-  }
-
   private async readNew(): Promise<Held[] | undefined> {
     const nextDue = this.retries.reduce((m, b) => Math.min(m, b.dueAt), Number.POSITIVE_INFINITY);
-    // BLOCK takes whole milliseconds; backoff() has a fractional jitter.
-    const block = Math.max(1, Math.min(this.o.blockMs, Math.ceil(nextDue - this.o.now())));
-    const first = await this.xread(this.o.batchSize, block);
+    const block = Math.max(1, Math.min(this.o.blockMs, nextDue - this.clock.now()));
+    const first = await this.o.stream.readNew(this.o.batchSize, block);
     if (first.length === 0) return undefined;
     let entries = first;
     if (entries.length < this.o.batchSize && this.o.batchWindowMs > 0) {
       // Whatever else arrives within the window rides along, but a batch that fills up goes at
       // once: look again a few times within the window instead of sleeping all of it.
-      const until = this.o.now() + this.o.batchWindowMs;
+      const until = this.clock.now() + this.o.batchWindowMs;
       const step = Math.max(1, Math.ceil(this.o.batchWindowMs / WINDOW_STEPS));
       while (entries.length < this.o.batchSize && !this.stopController.signal.aborted) {
-        const left = until - this.o.now();
+        const left = until - this.clock.now();
         if (left <= 0) break;
         await sleep(Math.min(step, left), this.stopController.signal);
-        const more = await this.xread(this.o.batchSize - entries.length, undefined);
-        entries = entries.concat(more);
+        entries = entries.concat(await this.o.stream.readNew(this.o.batchSize - entries.length));
       }
     }
     this.stats_.read += entries.length;
-    return entries.map(([id, fields]) => this.hold(id, fields, 1));
-  }
-
-  private async xread(count: number, blockMs: number | undefined): Promise<RawEntry[]> {
-    const args: Array<string | number> = ["GROUP", this.o.group, this.o.consumer, "COUNT", count];
-    if (blockMs !== undefined) args.push("BLOCK", blockMs);
-    args.push("STREAMS", this.o.streamKey, ">");
-    const res = (await (this.o.blockingRedis.xreadgroup as (...a: unknown[]) => Promise<unknown>)(
-      ...args,
-    )) as Array<[string, RawEntry[]]> | null;
-    return res?.[0]?.[1] ?? [];
+    return entries.map((e) => this.hold(e, 1));
   }
 
   /**
-   * Splits entries into invocations below maxBatchBytes and dispatches them; the caller holds
-   * one slot for the first, the rest acquire their own.
+   * Dead-letters invalid entries and splits the rest into invocations below maxBatchBytes; the
+   * caller holds one slot for the first, the rest acquire their own.
    */
-  private dispatchSplit(entries: Held[]): void {
-    const invalid: Array<{ entry: Held; reason: string }> = [];
+  private dispatch(entries: Held[]): void {
+    const invalid: Action<Held>[] = [];
     const batches: Array<{ entries: Held[]; parts: string[] }> = [];
     let current: { entries: Held[]; parts: string[] } = { entries: [], parts: [] };
     let bytes = 20;
     for (const e of entries) {
       if (e.data === undefined) {
-        invalid.push({ entry: e, reason: `entry has no "${this.o.field}" field` });
+        invalid.push(this.policy.invalid(e, `entry has no "${this.o.field}" field`));
         continue;
       }
       // Cheap upper bound (3 bytes per UTF-16 unit) before the exact count.
@@ -542,19 +405,15 @@ export class StreamReader {
         e.data.length * 3 > this.o.maxRecordBytes &&
         Buffer.byteLength(e.data) > this.o.maxRecordBytes
       ) {
-        invalid.push({
-          entry: e,
-          reason: `record too large: over MAX_RECORD_BYTES (${this.o.maxRecordBytes} bytes)`,
-        });
+        invalid.push(
+          this.policy.invalid(
+            e,
+            `record too large: over MAX_RECORD_BYTES (${this.o.maxRecordBytes} bytes)`,
+          ),
+        );
         continue;
       }
-      const record: StreamRecord = {
-        id: e.id,
-        data: e.data,
-        deliveryCount: e.deliveryCount,
-        ...(e.originId === undefined ? {} : { originId: e.originId }),
-      };
-      const part = JSON.stringify(record);
+      const part = JSON.stringify(toRecord(e));
       const size = Buffer.byteLength(part) + 1;
       if (current.entries.length > 0 && bytes + size > this.o.maxBatchBytes) {
         batches.push(current);
@@ -570,213 +429,130 @@ export class StreamReader {
     let slotUsed = false;
     if (invalid.length > 0) {
       slotUsed = true;
-      void this.settleInvalid(invalid)
-        .catch((err) => {
-          // Redis trouble: the entries stay pending; dead-letter them on a later pass.
-          this.o.logger.error("could not dead-letter invalid entries", {
-            error: errorMessage(err),
-            records: invalid.length,
-          });
-          this.schedule(
-            invalid.map((i) => i.entry),
-            this.backoff(1),
-            true,
-          );
-        })
-        .finally(() => this.releaseSlot());
+      void this.apply(invalid).finally(() => this.slots.release());
     }
     for (const b of batches) {
       if (slotUsed) {
-        void this.acquireSlot().then(() => this.runBatch(b.entries, b.parts));
+        void this.slots.acquire().then((ok) => {
+          if (ok) return this.runBatch(b.entries, b.parts);
+        });
       } else {
         slotUsed = true;
         void this.runBatch(b.entries, b.parts);
       }
     }
-    if (!slotUsed) this.releaseSlot();
-  }
-
-  private async settleInvalid(invalid: Array<{ entry: Held; reason: string }>): Promise<void> {
-    await Promise.all(invalid.map(({ entry, reason }) => this.deadLetter(entry, reason)));
+    if (!slotUsed) this.slots.release();
   }
 
   /** One invocation; always releases its slot. */
-  private async runBatch(entries: Held[], parts?: string[]): Promise<void> {
+  private async runBatch(entries: Held[], parts: string[]): Promise<void> {
     try {
-      const records: StreamRecord[] = entries.map((e) => ({
-        id: e.id,
-        data: e.data as string,
-        deliveryCount: e.deliveryCount,
-        ...(e.originId === undefined ? {} : { originId: e.originId }),
-      }));
-      const body = `{"records":[${(parts ?? records.map((r) => JSON.stringify(r))).join(",")}]}`;
+      const body = `{"records":[${parts.join(",")}]}`;
       this.stats_.invocations++;
       let response: ScoreResponse;
       try {
-        response = await this.o.invoker.invoke(body, records);
+        response = await this.o.invoker.invoke(body, entries.map(toRecord));
       } catch (err) {
         this.stats_.invocationErrors++;
-        await this.onInvocationError(entries, err);
+        await this.apply(this.onInvocationError(entries, err));
         return;
       }
-      await this.settle(entries, response);
-    } catch (err) {
-      // Redis trouble while settling: the entries stay pending; retry them later.
-      this.o.logger.error("could not settle batch", {
-        error: errorMessage(err),
-        records: entries.length,
-      });
-      this.schedule(entries, this.backoff(1), true);
+      const rejected = new Map<string, string>();
+      for (const r of response.rejected ?? []) rejected.set(r.itemIdentifier, r.reason);
+      const failed = new Set<string>();
+      for (const f of response.batchItemFailures ?? []) failed.add(f.itemIdentifier);
+      await this.apply(this.policy.onResult(entries, { failed, rejected }));
     } finally {
-      this.releaseSlot();
+      this.slots.release();
     }
   }
 
-  private async settle(entries: Held[], response: ScoreResponse): Promise<void> {
-    const byId = new Map(entries.map((e) => [e.id, e]));
-    const rejected = new Map<string, string>();
-    for (const r of response.rejected ?? [])
-      if (byId.has(r.itemIdentifier)) rejected.set(r.itemIdentifier, r.reason);
-    const failed = new Set<string>();
-    for (const f of response.batchItemFailures ?? []) {
-      if (byId.has(f.itemIdentifier) && !rejected.has(f.itemIdentifier))
-        failed.add(f.itemIdentifier);
-    }
-    const done = entries.filter((e) => !rejected.has(e.id) && !failed.has(e.id));
-
-    if (done.length > 0) {
-      this.lastProgressAt = this.o.now();
-      await this.o.redis.xack(this.o.streamKey, this.o.group, ...done.map((e) => e.id));
-      this.stats_.acked += done.length;
-      for (const e of done) this.held.delete(e.id);
-    }
-    await Promise.all(
-      [...rejected].map(([id, reason]) => this.deadLetter(byId.get(id) as Held, reason)),
-    );
-
-    if (failed.size === 0) {
-      this.pauseMs = 0;
-      return;
-    }
-    const failedEntries = entries.filter((e) => failed.has(e.id));
-    if (done.length === 0 && rejected.size < entries.length) {
-      // Every scorable record failed. If other batches got records done since these last
-      // failed, the dependencies work and these records are at fault: charge them. Otherwise a
-      // dependency is down and no record is to blame: pause and probe (circuit breaker).
-      const sinceFirstFailure = Math.min(...failedEntries.map((e) => e.lastFailedAt));
-      if (sinceFirstFailure === 0 || this.lastProgressAt <= sinceFirstFailure) {
-        for (const e of failedEntries) e.lastFailedAt = this.o.now();
-        this.openCircuit(`all ${failedEntries.length} records failed`);
-        this.schedule(failedEntries, this.pauseMs, true);
-        return;
-      }
-    }
-    this.pauseMs = 0;
-    await this.countFailures(failedEntries, "scorer reported the record as failed");
-  }
-
-  private async onInvocationError(entries: Held[], err: unknown): Promise<void> {
+  private onInvocationError(entries: Held[], err: unknown): Action<Held>[] {
     const msg = errorMessage(err);
     if (err instanceof FunctionInvocationError) {
-      this.pauseMs = 0;
       if (entries.length > 1) {
-        // Bisect: a poison record hides in one half; neither half is charged an attempt.
-        const mid = Math.ceil(entries.length / 2);
         this.o.logger.warn("scorer failed on a batch, bisecting", {
           records: entries.length,
           error: msg,
         });
-        for (const e of entries) e.lastError = msg;
-        const delay = this.backoff(1);
-        this.schedule(entries.slice(0, mid), delay, true);
-        this.schedule(entries.slice(mid), delay, true);
-        return;
       }
-      await this.countFailures(entries, `scorer failed: ${msg}`);
-      return;
+      return this.policy.onFunctionError(entries, msg);
     }
     // Unreachable, throttled, or a service error: nobody's fault, back off.
-    this.openCircuit(msg);
-    this.o.logger.warn("scorer unavailable, backing off", { error: msg, pause_ms: this.pauseMs });
-    this.schedule(entries, this.pauseMs, true);
+    const actions = this.policy.onUnavailable(entries);
+    this.o.logger.warn("scorer unavailable, backing off", {
+      error: msg,
+      pause_ms: this.policy.pause,
+    });
     if (!(err instanceof InvokeUnavailableError)) {
       this.o.logger.error("unexpected invoker error", { error: msg });
     }
+    return actions;
   }
 
-  private async countFailures(entries: Held[], reason: string): Promise<void> {
-    const again: Held[] = [];
-    for (const e of entries) {
-      e.failures++;
-      e.lastFailedAt = this.o.now();
-      e.lastError = reason;
-      if (e.failures >= this.o.maxRetries) {
-        await this.deadLetter(e, `${reason} (gave up after ${e.failures} attempts)`);
-      } else again.push(e);
+  /** Carries out the policy's decisions. Redis trouble: the entries stay pending and are retried. */
+  private async apply(actions: Action<Held>[]): Promise<void> {
+    for (const a of actions) {
+      try {
+        if (a.kind === "ack") {
+          await this.o.stream.ack(a.entries.map((e) => e.id));
+          this.stats_.acked += a.entries.length;
+          for (const e of a.entries) this.held.delete(e.id);
+        } else if (a.kind === "deadLetter") {
+          await this.deadLetter(a.entry, a.reason, a.attempts);
+        } else {
+          if (a.why === "paused") {
+            this.o.logger.warn("pausing dispatch", {
+              reason: `all ${a.entries.length} records failed or the scorer is unavailable`,
+              pause_ms: this.policy.pause,
+            });
+          }
+          this.schedule(a.entries, a.delayMs, true);
+        }
+      } catch (err) {
+        const entries = a.kind === "deadLetter" ? [a.entry] : a.entries;
+        this.o.logger.error("could not settle entries", {
+          error: errorMessage(err),
+          records: entries.length,
+        });
+        for (const r of this.policy.onRedisError(entries)) {
+          if (r.kind === "retry") this.schedule(r.entries, r.delayMs, true);
+        }
+      }
     }
-    if (again.length > 0) {
-      const worst = Math.max(...again.map((e) => e.failures));
-      this.schedule(again, this.backoff(worst), true);
-    }
-  }
-
-  private openCircuit(why: string): void {
-    this.pauseMs = this.pauseMs === 0 ? PAUSE_MIN_MS : Math.min(this.pauseMs * 2, PAUSE_MAX_MS);
-    this.pausedUntil = this.o.now() + this.pauseMs;
-    this.o.logger.warn("pausing dispatch", { reason: why, pause_ms: this.pauseMs });
-  }
-
-  private backoff(attempt: number): number {
-    const base = this.o.retryBaseMs * 2 ** Math.max(0, attempt - 1);
-    const jitter = Math.random() * this.o.retryBaseMs;
-    return Math.min(this.o.retryMaxMs, base + jitter);
   }
 
   private schedule(entries: Held[], delayMs: number, reclaim: boolean): void {
     if (entries.length === 0) return;
-    this.retries.push({ entries, dueAt: this.o.now() + delayMs, reclaim });
+    this.retries.push({ entries, dueAt: this.clock.now() + delayMs, reclaim });
   }
 
-  private async deadLetter(e: Held, reason: string): Promise<void> {
-    const attempts = Math.max(e.failures, 1);
-    const fields: string[] = [
-      "reason",
-      reason,
-      "attempts",
-      String(attempts),
-      "entry_id",
-      e.id,
-      "stream",
-      this.o.streamKey,
-      "group",
-      this.o.group,
-      "consumer",
-      this.o.consumer,
-      "failed_at",
-      new Date(this.o.now()).toISOString(),
-    ];
-    if (e.originId !== undefined) fields.push(ORIGIN_FIELD, e.originId);
-    if (e.data !== undefined) fields.push(this.o.field, e.data);
-    const added = (await (this.o.redis as unknown as DeadLetterClient).wafDeadLetter(
-      this.o.streamKey,
-      this.o.dlqKey,
-      this.o.group,
-      e.id,
-      this.o.dlqMaxLen,
-      ...fields,
-    )) as number;
+  private async deadLetter(e: Held, reason: string, attempts: number): Promise<void> {
+    const fields = deadLetterFields(
+      {
+        reason,
+        attempts,
+        entryId: e.id,
+        originId: e.originId,
+        stream: this.o.stream.key,
+        group: this.o.stream.group,
+        consumer: this.o.stream.consumer,
+        failedAt: new Date(this.clock.now()).toISOString(),
+        record: e.data,
+      },
+      this.o.field,
+    );
+    const added = await this.o.stream.deadLetter(e.id, this.o.dlqKey, this.o.dlqMaxLen, fields);
     this.held.delete(e.id);
-    if (added === 1) {
+    if (added) {
       this.stats_.deadLettered++;
       this.o.logger.warn("record dead-lettered", { stream_id: e.id, reason, attempts });
     }
   }
 }
 
-interface ReapClient {
-  wafReapConsumer(stream: string, group: string, consumer: string): Promise<unknown>;
-}
-
-interface DeadLetterClient {
-  wafDeadLetter(...args: Array<string | number>): Promise<unknown>;
+function toRecord(e: Held): StreamRecord {
+  const r: StreamRecord = { id: e.id, data: e.data as string, deliveryCount: e.deliveryCount };
+  if (e.originId !== undefined) r.originId = e.originId;
+  return r;
 }

@@ -6,7 +6,9 @@ import { hostname } from "node:os";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { ConfigError } from "../../core/config.ts";
+import { streamNames } from "../../core/stream/keys.ts";
 import { StreamReader } from "../../core/stream/reader.ts";
+import { RedisStream } from "../../core/stream/redis-stream.ts";
 import { streamStatus } from "../../core/stream/status.ts";
 import { createMetrics } from "../shared/metrics.ts";
 import { createLogger, createRedis, runtimeConfig } from "../shared/runtime.ts";
@@ -25,21 +27,24 @@ async function main(): Promise<void> {
   // Blocking reads get their own connection, with no per-command timeout (it would kill BLOCK).
   const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const lambda = new LambdaClient({ maxAttempts: 1 });
+  const names = streamNames(config);
   const reader = new StreamReader({
-    redis,
-    blockingRedis,
+    stream: new RedisStream({
+      redis,
+      blocking: blockingRedis,
+      key: names.stream,
+      group: names.group,
+      consumer: config.CONSUMER_NAME,
+    }),
     invoker: createLambdaInvoker(lambda, config.SCORER_FUNCTION),
     logger,
-    streamKey: config.STREAM_KEY,
-    field: config.STREAM_FIELD,
-    group: config.CONSUMER_GROUP,
-    consumer: config.CONSUMER_NAME,
+    field: names.field,
     batchSize: config.BATCH_SIZE,
     batchWindowMs: config.BATCH_WINDOW_MS,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxRetries: config.MAX_RETRIES,
     maxRecordBytes: config.MAX_RECORD_BYTES,
-    dlqKey: config.DLQ_STREAM_KEY,
+    dlqKey: names.dlq,
     dlqMaxLen: config.DLQ_MAXLEN,
     claimIdleMs: config.CLAIM_IDLE_MS,
   });
