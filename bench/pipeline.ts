@@ -16,6 +16,7 @@
  * 4. a large backlog (1,000,000 entries in the full run), drained for a bounded time while the
  *    reader's memory is sampled.
  */
+
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
@@ -24,6 +25,7 @@ import { Redis } from "ioredis";
 import { sleep } from "../core/lib/time.ts";
 import { pointTimeNs } from "../core/metrics/point.ts";
 import { scoreRecord } from "../core/scorer.ts";
+import { streamStatus } from "../core/stream/status.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { benchSettings } from "./core.ts";
 import { CpuMeter, percentile, progress, RssSampler, round1 } from "./measure.ts";
@@ -129,19 +131,12 @@ interface GroupInfo {
 }
 
 async function groupInfo(redis: Redis): Promise<GroupInfo> {
-  const groups = (await redis.xinfo("GROUPS", STREAM)) as unknown[][];
-  for (const g of groups) {
-    const o: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < g.length; i += 2) o[String(g[i])] = g[i + 1];
-    if (o.name === GROUP) {
-      return {
-        entriesRead: Number(o["entries-read"] ?? 0),
-        pending: Number(o.pending ?? 0),
-        lag: o.lag === null || o.lag === undefined ? null : Number(o.lag),
-      };
-    }
-  }
-  return { entriesRead: 0, pending: 0, lag: null };
+  const s = await streamStatus(redis, { stream: STREAM, group: GROUP, dlq: DLQ });
+  return {
+    entriesRead: s.entriesRead,
+    pending: s.pending,
+    lag: s.groupExists ? (s.lag ?? null) : null,
+  };
 }
 
 /**

@@ -5,23 +5,16 @@
  * `tail -f`.
  */
 import type { Redis } from "ioredis";
+import {
+  alertListPages,
+  alertListSummary,
+  type ListedAlertRow,
+  parseListedAlert,
+} from "../core/alert/alert-list.ts";
 import { clean, table, truncate, utc } from "./format.ts";
 
-/** A listed alert as read back: the SPEC §4 fields, every one of them possibly missing. */
-export interface AlertRow {
-  timestamp?: number;
-  severity?: number;
-  severity_level?: string;
-  client_ip?: string;
-  rule_id?: string;
-  categories?: string[];
-  uri?: string;
-  method?: string;
-  tx_id?: string;
-  anomaly_score?: number;
-  listed_at?: number;
-  [key: string]: unknown;
-}
+/** A listed alert as read back. */
+export type AlertRow = ListedAlertRow;
 
 export interface AlertFilter {
   /** Levels to keep (lower-case); empty = all. */
@@ -30,16 +23,7 @@ export interface AlertFilter {
   rule?: string;
 }
 
-const PAGE = 500;
-
-export function parseAlert(raw: string): AlertRow | undefined {
-  try {
-    const v = JSON.parse(raw) as unknown;
-    return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as AlertRow) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const parseAlert = parseListedAlert;
 
 export function matches(a: AlertRow, f: AlertFilter): boolean {
   if (f.levels.length > 0 && !f.levels.includes(String(a.severity_level ?? "").toLowerCase()))
@@ -59,17 +43,15 @@ export async function newestAlerts(
   filter: AlertFilter,
   limit: number,
 ): Promise<{ alerts: AlertRow[]; total: number; unreadable: number }> {
-  const total = await redis.llen(listKey);
+  const { length: total } = await alertListSummary(redis, listKey);
   const alerts: AlertRow[] = [];
   let unreadable = 0;
-  for (let start = 0; start < total && alerts.length < limit; start += PAGE) {
-    const raw = await redis.lrange(listKey, start, start + PAGE - 1);
-    if (raw.length === 0) break;
+  scan: for await (const raw of alertListPages(redis, listKey, total)) {
     for (const r of raw) {
       const a = parseAlert(r);
       if (!a) unreadable++;
       else if (matches(a, filter)) alerts.push(a);
-      if (alerts.length >= limit) break;
+      if (alerts.length >= limit) break scan;
     }
   }
   return { alerts, total, unreadable };
@@ -130,8 +112,7 @@ export class AlertFollower {
     const fresh: AlertRow[] = [];
     // A second of slack: two alerts listed in one second may arrive on either side of a poll.
     const floor = this.newestListedAt - 1;
-    scan: for (let start = 0; start < this.maxScan; start += PAGE) {
-      const raw = await this.redis.lrange(this.listKey, start, start + PAGE - 1);
+    scan: for await (const raw of alertListPages(this.redis, this.listKey, this.maxScan)) {
       for (const r of raw) {
         const a = parseAlert(r);
         if (!a) continue;
@@ -139,7 +120,6 @@ export class AlertFollower {
         if (at < floor) break scan;
         if (!this.seen.has(String(a.tx_id))) fresh.push(a);
       }
-      if (raw.length < PAGE) break;
     }
     fresh.reverse();
     for (const a of fresh) this.remember(a);

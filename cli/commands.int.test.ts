@@ -11,7 +11,7 @@ import { PassThrough } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AlertList } from "../core/alert/store.ts";
+import { AlertList } from "../core/alert/alert-list.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { replay, sourceOf } from "./replay.ts";
 import { run } from "./run.ts";

@@ -8,6 +8,8 @@ import type { Writable } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Config } from "../core/config.ts";
 import { sleep } from "../core/lib/time.ts";
+import { DeadLetters } from "../core/stream/dlq.ts";
+import { streamNames } from "../core/stream/keys.ts";
 import { startLiveView } from "../local/web/server.ts";
 import {
   type AlertFilter,
@@ -19,7 +21,7 @@ import {
   newestAlerts,
 } from "./alerts.ts";
 import { intOption, parse, rateOption, UsageError } from "./args.ts";
-import { dlqDetails, dlqTable, getDlqEntry, listDlq, redrive } from "./dlq.ts";
+import { dlqDetails, dlqTable } from "./dlq.ts";
 import { clean, count, plural } from "./format.ts";
 import { connectRedis, maskRedisUrl } from "./redis.ts";
 import { collectSources, ReplayError, renderProgress, replay } from "./replay.ts";
@@ -250,9 +252,7 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
         throw new UsageError(`waf dlq list: unexpected argument "${positionals[0]}"`);
       const limit = intOption("dlq list", "limit", values.limit) ?? 20;
       return withRedis(config, async (redis) => {
-        const { entries, total } = await listDlq(
-          redis,
-          config.DLQ_STREAM_KEY,
+        const { entries, total } = await new DeadLetters(redis, streamNames(config)).list(
           { reason: values.reason },
           limit,
         );
@@ -282,7 +282,8 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
       checkIds(positionals);
       const id = positionals[0] as string;
       return withRedis(config, async (redis) => {
-        const e = await getDlqEntry(redis, config.DLQ_STREAM_KEY, id);
+        const dlq = new DeadLetters(redis, streamNames(config));
+        const e = await dlq.get(id);
         if (!e) {
           err(
             io,
@@ -297,11 +298,8 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
             return 1;
           }
           // Verbatim, for piping into `waf score` or a file: the bytes as stored.
-          const buf = await redis.xrangeBuffer(config.DLQ_STREAM_KEY, id, id);
-          const flat = buf[0]?.[1] ?? [];
-          for (let i = 0; i + 1 < flat.length; i += 2)
-            if (flat[i]?.toString() === field)
-              io.stdout.write(Buffer.concat([flat[i + 1] as Buffer, Buffer.from("\n")]));
+          const raw = await dlq.rawRecord(id);
+          if (raw) io.stdout.write(Buffer.concat([raw, Buffer.from("\n")]));
           return 0;
         }
         out(io, values.json ? JSON.stringify({ id: e.id, ...e.fields }) : dlqDetails(e, field));
@@ -319,10 +317,8 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
       const dryRun = Boolean(values["dry-run"]);
       return withRedis(config, async (redis) => {
         const shown: string[] = [];
-        const r = await redrive(redis, {
-          dlqKey: config.DLQ_STREAM_KEY,
-          streamKey: config.STREAM_KEY,
-          field,
+        const dlq = new DeadLetters(redis, streamNames(config));
+        const r = await dlq.redrive({
           filter: { reason: values.reason },
           ids: positionals.length > 0 ? positionals : undefined,
           limit,
@@ -332,9 +328,7 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
           },
         });
         if (dryRun && shown.length > 0) {
-          const entries = await Promise.all(
-            shown.slice(0, 50).map((id) => getDlqEntry(redis, config.DLQ_STREAM_KEY, id)),
-          );
+          const entries = await Promise.all(shown.slice(0, 50).map((id) => dlq.get(id)));
           out(
             io,
             dlqTable(
@@ -425,9 +419,7 @@ export async function viewCommand(args: string[], config: Config, io: Io): Promi
     const view = await startLiveView({
       redis,
       redisLabel: maskRedisUrl(config.REDIS_URL),
-      streamKey: config.STREAM_KEY,
-      group: config.CONSUMER_GROUP,
-      dlqKey: config.DLQ_STREAM_KEY,
+      names: streamNames(config),
       alertListKey: config.ALERT_LIST_KEY,
       host: values.host,
       port,

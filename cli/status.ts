@@ -4,8 +4,8 @@
  * size, and recent throughput from two samples taken a moment apart; then what looks wrong.
  */
 import type { Redis } from "ioredis";
-import { streamIdMs } from "../core/stream/entry.ts";
-import { type StreamStatus, streamStatus } from "../core/stream/status.ts";
+import { alertListSummary } from "../core/alert/alert-list.ts";
+import { type StreamStatus, streamActivity, streamStatus } from "../core/stream/status.ts";
 import { clean, count, duration, plural } from "./format.ts";
 
 export interface StatusKeys {
@@ -62,59 +62,23 @@ export interface StatusReport {
   warnings: string[];
 }
 
-function flat(list: unknown): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (!Array.isArray(list)) return o;
-  for (let i = 0; i + 1 < list.length; i += 2) o[String(list[i])] = list[i + 1];
-  return o;
-}
-
-/** One sample: a handful of commands in two round trips. */
+/** One sample: a handful of commands in three round trips. */
 export async function snapshot(redis: Redis, k: StatusKeys): Promise<Snapshot> {
-  const stream = await streamStatus(redis, {
-    streamKey: k.streamKey,
-    group: k.group,
-    dlqKey: k.dlqKey,
-    withConsumers: true,
-  });
-  const p = redis.pipeline();
-  p.time();
-  p.xinfo("STREAM", k.streamKey);
-  p.llen(k.alertListKey);
-  p.lindex(k.alertListKey, 0);
-  p.xrevrange(k.dlqKey, "+", "-", "COUNT", 1);
-  p.info("server");
-  const [time, info, llen, head, dlqHead, server] = (await p.exec()) ?? [];
-  if (time?.[0]) throw time[0];
-  if (llen?.[0]) throw llen[0];
-  const [sec, usec] = (time?.[1] as [string, string]) ?? ["0", "0"];
-  const at = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-  const xinfo = info?.[0] ? {} : flat(info?.[1]);
-  const added = xinfo["entries-added"];
-  const lastId = xinfo["last-generated-id"];
-  let newestAlertAt: number | undefined;
-  if (!head?.[0] && typeof head?.[1] === "string") {
-    const m = /"listed_at":(\d+)\}$/.exec(head[1]);
-    if (m) newestAlertAt = Number(m[1]);
-  }
-  let newestDlq: Snapshot["newestDlq"];
-  const dlqEntries = dlqHead?.[0] ? [] : (dlqHead?.[1] as Array<[string, string[]]>);
-  if (dlqEntries?.[0]) {
-    const f = flat(dlqEntries[0][1]);
-    newestDlq = { at: String(f.failed_at ?? ""), reason: String(f.reason ?? "") };
-  }
-  const version = server?.[0]
-    ? undefined
-    : /redis_version:([^\r\n]+)/.exec(String(server?.[1] ?? ""))?.[1];
+  const names = { stream: k.streamKey, group: k.group, dlq: k.dlqKey };
+  const [stream, activity, alerts] = await Promise.all([
+    streamStatus(redis, names, { withConsumers: true }),
+    streamActivity(redis, names),
+    alertListSummary(redis, k.alertListKey),
+  ]);
   return {
-    at,
+    at: activity.serverTimeMs,
     stream,
-    entriesAdded: added === undefined || added === null ? undefined : Number(added),
-    lastAddedMs: typeof lastId === "string" && lastId !== "0-0" ? streamIdMs(lastId) : undefined,
-    alertListLength: Number(llen?.[1] ?? 0),
-    newestAlertAt,
-    newestDlq,
-    redisVersion: version,
+    entriesAdded: activity.entriesAdded,
+    lastAddedMs: activity.lastAddedMs,
+    alertListLength: alerts.length,
+    newestAlertAt: alerts.newestListedAt,
+    newestDlq: activity.newestDlq,
+    redisVersion: activity.redisVersion,
   };
 }
 

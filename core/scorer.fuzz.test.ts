@@ -7,11 +7,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { corazaText, envelope, fixtureFiles, fixtureLines } from "../test/fixtures/records.ts";
 import type { Alert } from "./alert/alert.ts";
-import type { AlertPayload } from "./alert/dispatch.ts";
+import type { AlertPayload } from "./alert/alert-queue.ts";
 import { loadConfig } from "./config.ts";
 import type { PointLine, WriteOutcome } from "./metrics/writer.ts";
 import { outputsOf, scoreRecord, scorerSettingsFrom } from "./scorer.ts";
-import { processBatch } from "./scoring-batch.ts";
+import { processBatch } from "./use-cases/score-batch.ts";
 
 const seeds: string[] = [
   ...fixtureFiles().flatMap((f) => fixtureLines(f)),

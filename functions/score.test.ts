@@ -6,7 +6,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../core/alert/alert.ts";
-import type { AlertPayload, AlertQueue } from "../core/alert/dispatch.ts";
+import type { AlertPayload, AlertQueue } from "../core/alert/alert-queue.ts";
 import { loadConfig } from "../core/config.ts";
 import type { PointLine, PointWriter, WriteOutcome } from "../core/metrics/writer.ts";
 import { scorerSettingsFrom } from "../core/scorer.ts";

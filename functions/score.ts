@@ -10,14 +10,14 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
-import type { AlertQueue } from "../core/alert/dispatch.ts";
+import type { AlertQueue } from "../core/alert/alert-queue.ts";
 import type { Config } from "../core/config.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
 import { maskIp } from "../core/privacy/privacy.ts";
 import { ReputationCache, reputationCacheOptions } from "../core/reputation/cache.ts";
 import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
-import { processBatch } from "../core/scoring-batch.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
+import { processBatch } from "../core/use-cases/score-batch.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import {

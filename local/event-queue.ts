@@ -21,7 +21,12 @@
  * - `P:failed:F`   list (oldest first) of JSON {@link FailedInvocation} records
  */
 import type { ChainableCommander, Redis } from "ioredis";
+import { fieldMap } from "../core/lib/fields.ts";
+import { Limiter } from "../core/lib/limiter.ts";
 import type { Logger } from "../core/lib/logger.ts";
+import { sleep } from "../core/lib/time.ts";
+import type { StreamEntry } from "../core/stream/entry.ts";
+import { RedisStream } from "../core/stream/redis-stream.ts";
 
 /** The consumer group every local runtime reads the queues with. */
 export const CONSUMER_GROUP = "local-lambda";
@@ -107,12 +112,6 @@ export interface EventQueueStats {
   depthByFunction: Record<string, number>;
 }
 
-interface StreamEntry {
-  id: string;
-  /** `null` when the entry was deleted while still pending. */
-  fields: string[] | null;
-}
-
 /**
  * The durable `Event` queue of every function served by one local runtime.
  *
@@ -195,7 +194,9 @@ class FunctionWorker {
   readonly #owned = new Set<string>();
   readonly #attempts = new Set<Promise<void>>();
   readonly #retryTimers = new Set<NodeJS.Timeout>();
-  readonly #wakers = new Set<() => void>();
+  readonly #stop = new AbortController();
+  readonly #stream: RedisStream;
+  #reading: RedisStream | undefined;
   #conn: Redis | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -206,12 +207,24 @@ class FunctionWorker {
     private readonly counters: Counters,
   ) {
     this.#keys = queueKeys(opts.keyPrefix, name);
+    this.#stream = this.#port(opts.redis);
     this.#limiter = new Limiter(opts.concurrency);
     this.#maxAttempts = opts.retryDelaysMs.length + 1;
   }
 
+  /** The queue's consumer group through the shared stream adapter; `blocking` for its BLOCK reads. */
+  #port(blocking: Redis): RedisStream {
+    return new RedisStream({
+      redis: this.opts.redis,
+      blocking,
+      key: this.#keys.stream,
+      group: CONSUMER_GROUP,
+      consumer: this.opts.consumerName,
+    });
+  }
+
   async init(): Promise<void> {
-    await this.#ensureGroup(this.opts.redis);
+    await this.#stream.ensureGroup();
     this.depth = await this.opts.redis.xlen(this.#keys.stream);
   }
 
@@ -253,19 +266,25 @@ class FunctionWorker {
       if (!this.#stopping)
         this.opts.logger.warn(`local-lambda ${this.name}: redis: ${err.message}`);
     });
-    this.#loop = this.#run(this.#conn);
+    this.#reading = this.#port(this.#conn);
+    this.#loop = this.#run(this.#reading);
   }
 
   async close(drainTimeoutMs: number): Promise<void> {
     this.#stopping = true;
-    this.#limiter.abort();
+    this.#limiter.close();
     for (const timer of this.#retryTimers) clearTimeout(timer);
     this.#retryTimers.clear();
-    for (const wake of this.#wakers) wake();
+    this.#stop.abort();
     // Rejects the pending blocking read at once.
     this.#conn?.disconnect();
     const drained = Promise.allSettled([this.#loop, ...this.#attempts]).then(() => true);
-    const finished = await Promise.race([drained, delay(drainTimeoutMs).then(() => false)]);
+    const waited = new AbortController();
+    const finished = await Promise.race([
+      drained,
+      sleep(drainTimeoutMs, waited.signal).then(() => false),
+    ]);
+    waited.abort();
     if (!finished && this.running > 0) {
       this.opts.logger.warn(
         `local-lambda ${this.name}: ${this.running} async invocation(s) still running after ` +
@@ -274,31 +293,19 @@ class FunctionWorker {
     }
   }
 
-  async #run(conn: Redis): Promise<void> {
+  async #run(queue: RedisStream): Promise<void> {
     let lastRecovery = Number.NEGATIVE_INFINITY;
     let failures = 0;
     while (!this.#stopping) {
       try {
         if (Date.now() - lastRecovery >= this.opts.recoverIntervalMs) {
-          await this.#recover(conn);
+          await this.#recover(queue);
           lastRecovery = Date.now();
         }
         if (!(await this.#limiter.acquire())) break;
         let entries: StreamEntry[];
         try {
-          const reply = await conn.xreadgroup(
-            "GROUP",
-            CONSUMER_GROUP,
-            this.opts.consumerName,
-            "COUNT",
-            this.#limiter.free + 1,
-            "BLOCK",
-            this.opts.blockMs,
-            "STREAMS",
-            this.#keys.stream,
-            ">",
-          );
-          entries = parseReadReply(reply);
+          entries = await queue.readNew(this.#limiter.free + 1, this.opts.blockMs);
         } catch (err) {
           this.#limiter.release();
           throw err;
@@ -313,7 +320,7 @@ class FunctionWorker {
         failures++;
         if (/NOGROUP/.test(errorText(err))) {
           // The stream was deleted under us (e.g. FLUSHDB): recreate it and its group.
-          await this.#ensureGroup(this.opts.redis).catch(() => undefined);
+          await this.#stream.ensureGroup().catch(() => undefined);
         }
         this.opts.logger.warn(
           `local-lambda ${this.name}: reading the queue failed: ${errorText(err)}`,
@@ -327,20 +334,10 @@ class FunctionWorker {
    * Takes back what this consumer left pending (a crash, or a read whose reply was lost) and
    * what other consumers have left idle for `claimIdleMs`.
    */
-  async #recover(conn: Redis): Promise<void> {
+  async #recover(queue: RedisStream): Promise<void> {
     let cursor = "0";
     for (;;) {
-      const reply = await conn.xreadgroup(
-        "GROUP",
-        CONSUMER_GROUP,
-        this.opts.consumerName,
-        "COUNT",
-        100,
-        "STREAMS",
-        this.#keys.stream,
-        cursor,
-      );
-      const entries = parseReadReply(reply);
+      const entries = await queue.readOwnPending(cursor, 100);
       const last = entries.at(-1);
       if (!last) break;
       for (const entry of entries) this.#dispatch(entry, false, true);
@@ -349,18 +346,9 @@ class FunctionWorker {
     if (Number.isFinite(this.opts.claimIdleMs)) {
       let start = "0-0";
       do {
-        const reply = await conn.xautoclaim(
-          this.#keys.stream,
-          CONSUMER_GROUP,
-          this.opts.consumerName,
-          this.opts.claimIdleMs,
-          start,
-          "COUNT",
-          100,
-        );
-        const [next, entries] = parseAutoclaimReply(reply);
-        for (const entry of entries) this.#dispatch(entry, false, true);
-        start = next;
+        const page = await queue.autoclaim(this.opts.claimIdleMs, start, 100);
+        for (const entry of page.entries) this.#dispatch(entry, false, true);
+        start = page.cursor;
       } while (start !== "0-0" && !this.#stopping);
     }
     this.#noteDepth(await this.opts.redis.xlen(this.#keys.stream));
@@ -497,16 +485,8 @@ class FunctionWorker {
         return;
       } catch (err) {
         if (attempt >= 5) throw err;
-        await delay(100 * 2 ** attempt);
+        await sleep(100 * 2 ** attempt);
       }
-    }
-  }
-
-  async #ensureGroup(redis: Redis): Promise<void> {
-    try {
-      await redis.xgroup("CREATE", this.#keys.stream, CONSUMER_GROUP, "0", "MKSTREAM");
-    } catch (err) {
-      if (!/BUSYGROUP/.test(errorText(err))) throw err;
     }
   }
 
@@ -514,52 +494,8 @@ class FunctionWorker {
     if (typeof length === "number") this.depth = length;
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.#wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#wakers.add(wake);
-    });
-  }
-}
-
-/** FIFO counting semaphore; `abort()` turns every pending and future acquire into `false`. */
-class Limiter {
-  #active = 0;
-  #aborted = false;
-  #waiters: Array<(ok: boolean) => void> = [];
-
-  constructor(readonly limit: number) {}
-
-  get free(): number {
-    return Math.max(0, this.limit - this.#active);
-  }
-
-  tryAcquire(): boolean {
-    if (this.#aborted || this.#active >= this.limit) return false;
-    this.#active++;
-    return true;
-  }
-
-  acquire(): Promise<boolean> {
-    if (this.#aborted) return Promise.resolve(false);
-    if (this.tryAcquire()) return Promise.resolve(true);
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.#aborted ? undefined : this.#waiters.shift();
-    if (next) next(true);
-    else this.#active = Math.max(0, this.#active - 1);
-  }
-
-  abort(): void {
-    this.#aborted = true;
-    for (const waiter of this.#waiters.splice(0)) waiter(false);
+  #sleep(ms: number): Promise<boolean> {
+    return sleep(ms, this.#stop.signal);
   }
 }
 
@@ -568,14 +504,13 @@ type Decoded =
   | { ok: false; event: Omit<QueuedEvent, "attempt">; reason: string };
 
 function decodeEntry(functionName: string, id: string, fields: string[]): Decoded {
-  const map = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) map.set(String(fields[i]), String(fields[i + 1]));
-  const raw = map.get("payload");
+  const f = fieldMap<string>(fields);
+  const raw = f.payload;
   const base = {
     id,
     functionName,
-    requestId: map.get("requestId") ?? id,
-    enqueuedAt: Number(map.get("enqueuedAt") ?? Number.NaN),
+    requestId: f.requestId ?? id,
+    enqueuedAt: Number(f.enqueuedAt ?? Number.NaN),
   };
   if (raw === undefined)
     return { ok: false, event: { ...base, payload: null }, reason: "queue entry has no payload" };
@@ -588,29 +523,6 @@ function decodeEntry(functionName: string, id: string, fields: string[]): Decode
       reason: `queued payload is not JSON: ${errorText(err)}`,
     };
   }
-}
-
-/** `[[key, [[id, fields|null], ...]], ...]` (RESP2) or `{ key: [...] }` (RESP3 maps). */
-function parseReadReply(reply: unknown): StreamEntry[] {
-  if (reply === null || reply === undefined) return [];
-  const streams: unknown[] = Array.isArray(reply)
-    ? reply.map((s) => (Array.isArray(s) ? s[1] : undefined))
-    : Object.values(reply as Record<string, unknown>);
-  return streams.flatMap((entries) => parseEntries(entries));
-}
-
-/** `[nextCursor, entries, deletedIds]`. */
-function parseAutoclaimReply(reply: unknown): [string, StreamEntry[]] {
-  if (!Array.isArray(reply)) return ["0-0", []];
-  return [String(reply[0] ?? "0-0"), parseEntries(reply[1])];
-}
-
-function parseEntries(entries: unknown): StreamEntry[] {
-  if (!Array.isArray(entries)) return [];
-  return entries.flatMap((e): StreamEntry[] => {
-    if (!Array.isArray(e) || e[0] === undefined) return [];
-    return [{ id: String(e[0]), fields: Array.isArray(e[1]) ? e[1].map(String) : null }];
-  });
 }
 
 /** Results of a MULTI/EXEC, throwing the first command error. */
@@ -630,8 +542,4 @@ export function errorText(err: unknown): string {
   } catch {
     return String(err);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../core/config.ts";
+import { streamNames } from "../core/stream/keys.ts";
 import { streamStatus } from "../core/stream/status.ts";
 import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
 import { type Stack, startStack } from "./stack.ts";
@@ -46,9 +47,7 @@ async function startView(
   const opts = {
     redis,
     redisLabel,
-    streamKey: config.STREAM_KEY,
-    group: config.CONSUMER_GROUP,
-    dlqKey: config.DLQ_STREAM_KEY,
+    names: streamNames(config),
     alertListKey: config.ALERT_LIST_KEY,
   };
   try {
@@ -129,12 +128,7 @@ async function main(): Promise<void> {
     }, 200);
   }
 
-  const status = () =>
-    streamStatus(redis, {
-      streamKey: config.STREAM_KEY,
-      group: config.CONSUMER_GROUP,
-      dlqKey: config.DLQ_STREAM_KEY,
-    });
+  const status = () => streamStatus(redis, streamNames(config));
   let last = await status();
   let lastAt = Date.now();
   const tty = process.stdout.isTTY && !showLogs;

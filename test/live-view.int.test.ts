@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AlertList } from "../core/alert/store.ts";
+import { AlertList } from "../core/alert/alert-list.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { until } from "./wait.ts";
 

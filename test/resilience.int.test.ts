@@ -14,14 +14,14 @@ import { envelope } from "./fixtures/records.ts";
 import { victoriaSampleCount } from "./readback.ts";
 import { until } from "./wait.ts";
 
-const KEYS = { streamKey: "waf-realtime", group: "realtime-processor", dlqKey: "waf-realtime:dlq" };
+const KEYS = { stream: "waf-realtime", group: "realtime-processor", dlq: "waf-realtime:dlq" };
 const quiet = { LOG_LEVEL: "warn", POWERTOOLS_METRICS_DISABLED: "true" };
 
 async function send(redis: Redis, n: number, prefix: string, anomaly = 10): Promise<void> {
   const p = redis.pipeline();
   for (let i = 0; i < n; i++) {
     p.xadd(
-      KEYS.streamKey,
+      KEYS.stream,
       "*",
       "event",
       JSON.stringify(envelope({ id: `${prefix}-${i}`, anomaly, ip: `192.0.2.${i % 250}` })),

@@ -19,12 +19,15 @@ export function fieldMap<V = unknown>(
   return out;
 }
 
-/** The value of the first field called `name`, undefined when there is none. */
+/** The value of the first field called `name` (names as strings or Buffers), undefined when there is none. */
 export function fieldValue<V = string>(
   flat: readonly V[] | null | undefined,
   name: string,
 ): V | undefined {
   if (!flat) return undefined;
-  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === name) return flat[i + 1];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const key = flat[i];
+    if (key === name || (typeof key !== "string" && String(key) === name)) return flat[i + 1];
+  }
   return undefined;
 }

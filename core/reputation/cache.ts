@@ -14,6 +14,7 @@
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { formatIp, IpSet, type ParsedIp } from "../event/ip.ts";
+import { fieldMap } from "../lib/fields.ts";
 import type { Logger } from "../lib/logger.ts";
 import { maskIp } from "../privacy/privacy.ts";
 import type { MaliciousSource } from "../scoring/reputation.ts";
@@ -152,11 +153,10 @@ export class ReputationCache implements MaliciousSource {
     if (!key) return [];
     try {
       const flat = await this.redis.zrangebyscore(key, `(${nowS}`, "+inf", "WITHSCORES");
-      const out: Entry[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        out.push({ entry: flat[i] as string, expiresAt: Number(flat[i + 1]) });
-      }
-      return out;
+      return Object.entries(fieldMap<string>(flat)).map(([entry, score]) => ({
+        entry,
+        expiresAt: Number(score),
+      }));
     } catch (err) {
       if (!/WRONGTYPE/.test((err as Error)?.message ?? "")) throw err;
       // A plain set: entries without expiry.

@@ -17,7 +17,7 @@ import { liveDeps as scoreLiveDeps } from "../../functions/score.ts";
 import { type RunningService, startRedis } from "../../local/services.ts";
 import { envelope } from "../../test/fixtures/records.ts";
 import type { Alert } from "../alert/alert.ts";
-import { AlertList } from "../alert/store.ts";
+import { AlertList } from "../alert/alert-list.ts";
 import { loadConfig } from "../config.ts";
 import { parseIp } from "../event/ip.ts";
 import { maskIp } from "../privacy/privacy.ts";

@@ -118,15 +118,6 @@ export function dlqEntry(entry: StreamEntry): DlqEntry {
   return { id: entry.id, fields: fieldMap<string>(entry.fields) };
 }
 
-/**
- * The entry a dead-lettered record first arrived as: its `origin_id` when it was redriven
- * before, else the entry it was dead-lettered from. A redriven record carries it, so an event
- * without a time of its own rewrites its own point instead of adding a second one.
- */
-export function firstArrival(e: DlqEntry): string | undefined {
-  return e.fields[DLQ_FIELDS.originId] ?? e.fields[DLQ_FIELDS.entryId];
-}
-
 /** A stream entry ID (`1718000000000-3`) as its two parts; undefined for anything else. */
 export function parseStreamId(id: string): { ms: bigint; seq: bigint } | undefined {
   const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);

@@ -1,8 +1,14 @@
 /**
- * What an operator (and the reader's gauges, and `npm start`'s summary) needs to know about
- * the stream: length, consumer-group lag and pending entries, DLQ length.
+ * What an operator (and the reader's gauges, `waf status`, the live view and `npm start`'s
+ * summary) needs to know about the stream: length, consumer-group lag and pending entries,
+ * consumers, DLQ length — and, for `waf status`, when entries last arrived and the newest
+ * dead-letter. Redis's reply shapes are read here and nowhere above.
  */
 import type { Redis } from "ioredis";
+import { fieldMap } from "../lib/fields.ts";
+import { DLQ_FIELDS, dlqEntry, streamIdMs } from "./entry.ts";
+import type { StreamNames } from "./keys.ts";
+import { type ConsumerInfo, consumerInfo, entriesOf } from "./redis-stream.ts";
 
 export interface StreamStatus {
   /** Entries in the stream (XLEN); 0 when it does not exist. */
@@ -15,28 +21,23 @@ export interface StreamStatus {
   pending: number;
   /** Entries the group has read (delivered at least once). */
   entriesRead: number;
-  /** Consumers of the group with their pending counts and idle times. */
-  consumers: Array<{ name: string; pending: number; idleMs: number }>;
+  /** Consumers of the group with their pending counts and idle times (when asked for). */
+  consumers: ConsumerInfo[];
   /** Dead-letter stream length. */
   dlqLength: number;
-}
-
-function toObject(flat: unknown[]): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) o[String(flat[i])] = flat[i + 1];
-  return o;
 }
 
 /** Reads the status with a handful of commands in one round trip. */
 export async function streamStatus(
   redis: Redis,
-  opts: { streamKey: string; group: string; dlqKey: string; withConsumers?: boolean },
+  names: Pick<StreamNames, "stream" | "group" | "dlq">,
+  opts: { withConsumers?: boolean } = {},
 ): Promise<StreamStatus> {
   const p = redis.pipeline();
-  p.xlen(opts.streamKey);
-  p.xinfo("GROUPS", opts.streamKey);
-  p.xlen(opts.dlqKey);
-  if (opts.withConsumers) p.xinfo("CONSUMERS", opts.streamKey, opts.group);
+  p.xlen(names.stream);
+  p.xinfo("GROUPS", names.stream);
+  p.xlen(names.dlq);
+  if (opts.withConsumers) p.xinfo("CONSUMERS", names.stream, names.group);
   const res = (await p.exec()) ?? [];
   const [lenRes, groupsRes, dlqRes, consumersRes] = res;
   if (lenRes?.[0]) throw lenRes[0];
@@ -45,14 +46,10 @@ export async function streamStatus(
   const dlqLength = Number(dlqRes?.[1] ?? 0);
   // XINFO on a missing stream is an error ("no such key"): a stream nobody wrote to yet.
   const groups = groupsRes?.[0] ? [] : ((groupsRes?.[1] as unknown[][]) ?? []);
-  const g = groups.map(toObject).find((x) => x.name === opts.group);
+  const g = groups.map((row) => fieldMap(row)).find((x) => x.name === names.group);
   const consumers =
     consumersRes && !consumersRes[0]
-      ? ((consumersRes[1] as unknown[][]) ?? []).map(toObject).map((c) => ({
-          name: String(c.name),
-          pending: Number(c.pending ?? 0),
-          idleMs: Number(c.idle ?? 0),
-        }))
+      ? ((consumersRes[1] as unknown[]) ?? []).map(consumerInfo)
       : [];
   if (!g) {
     return {
@@ -73,5 +70,48 @@ export async function streamStatus(
     entriesRead: Number(g["entries-read"] ?? 0),
     consumers,
     dlqLength,
+  };
+}
+
+export interface StreamActivity {
+  /** Redis server time, ms. */
+  serverTimeMs: number;
+  /** XINFO STREAM entries-added (Redis 7+); undefined before, or with no stream. */
+  entriesAdded: number | undefined;
+  /** Time of the newest entry ever added (from last-generated-id), ms. */
+  lastAddedMs: number | undefined;
+  /** The newest dead-letter's time (ISO) and reason. */
+  newestDlq: { at: string; reason: string } | undefined;
+  redisVersion: string | undefined;
+}
+
+/** When entries last arrived, how many ever did, the newest dead-letter; one round trip. */
+export async function streamActivity(
+  redis: Redis,
+  names: Pick<StreamNames, "stream" | "dlq">,
+): Promise<StreamActivity> {
+  const p = redis.pipeline();
+  p.time();
+  p.xinfo("STREAM", names.stream);
+  p.xrevrange(names.dlq, "+", "-", "COUNT", 1);
+  p.info("server");
+  const [time, info, dlqHead, server] = (await p.exec()) ?? [];
+  if (time?.[0]) throw time[0];
+  const [sec, usec] = (time?.[1] as [string, string]) ?? ["0", "0"];
+  const xinfo = info?.[0] ? {} : fieldMap(info?.[1] as unknown[]);
+  const added = xinfo["entries-added"];
+  const lastId = xinfo["last-generated-id"];
+  const [newest] = dlqHead?.[0] ? [] : entriesOf(dlqHead?.[1]);
+  const f = newest ? dlqEntry(newest).fields : undefined;
+  return {
+    serverTimeMs: Number(sec) * 1000 + Math.floor(Number(usec) / 1000),
+    entriesAdded: added === undefined || added === null ? undefined : Number(added),
+    lastAddedMs: typeof lastId === "string" && lastId !== "0-0" ? streamIdMs(lastId) : undefined,
+    newestDlq: f
+      ? { at: f[DLQ_FIELDS.failedAt] ?? "", reason: f[DLQ_FIELDS.reason] ?? "" }
+      : undefined,
+    redisVersion: server?.[0]
+      ? undefined
+      : /redis_version:([^\r\n]+)/.exec(String(server?.[1] ?? ""))?.[1],
   };
 }

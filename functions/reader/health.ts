@@ -7,15 +7,14 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
+import type { StreamNames } from "../../core/stream/keys.ts";
 import type { ReaderStats } from "../../core/stream/reader.ts";
 import { streamStatus } from "../../core/stream/status.ts";
 
 export interface HealthOptions {
   port: number;
   redis: Redis;
-  streamKey: string;
-  group: string;
-  dlqKey: string;
+  names: StreamNames;
   /** InfluxDB base URL to ping; omitted when the reader is not told where it is. */
   influxUrl?: string;
   readerStats: () => ReaderStats & { running: boolean };
@@ -47,10 +46,7 @@ export async function startHealthServer(
     let redis: { ok: boolean; error?: string } = { ok: true };
     let stream: Awaited<ReturnType<typeof streamStatus>> | undefined;
     try {
-      stream = await withTimeout(
-        streamStatus(o.redis, { streamKey: o.streamKey, group: o.group, dlqKey: o.dlqKey }),
-        2000,
-      );
+      stream = await withTimeout(streamStatus(o.redis, o.names), 2000);
     } catch (err) {
       redis = { ok: false, error: (err as Error).message };
     }

@@ -70,9 +70,7 @@ async function main(): Promise<void> {
   health = await startHealthServer({
     port: config.HEALTH_PORT,
     redis,
-    streamKey: config.STREAM_KEY,
-    group: config.CONSUMER_GROUP,
-    dlqKey: config.DLQ_STREAM_KEY,
+    names,
     influxUrl: process.env.INFLUXDB_URL ? config.INFLUXDB_URL : undefined,
     readerStats: () => ({ ...reader.stats(), running: reader.isRunning }),
   });
@@ -81,11 +79,7 @@ async function main(): Promise<void> {
   const metrics = createMetrics("waf-reader");
   const publishGauges = async () => {
     try {
-      const s = await streamStatus(redis, {
-        streamKey: config.STREAM_KEY,
-        group: config.CONSUMER_GROUP,
-        dlqKey: config.DLQ_STREAM_KEY,
-      });
+      const s = await streamStatus(redis, names);
       if (s.lag !== undefined) metrics.addMetric("ConsumerLag", MetricUnit.Count, s.lag);
       metrics.addMetric("PendingEntries", MetricUnit.Count, s.pending);
       metrics.addMetric("DlqLength", MetricUnit.Count, s.dlqLength);

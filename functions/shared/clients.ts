@@ -3,7 +3,7 @@
  * hands alerts to the alert function through an asynchronous Lambda invocation.
  */
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
-import type { AlertPayload, AlertQueue } from "../../core/alert/dispatch.ts";
+import type { AlertPayload, AlertQueue } from "../../core/alert/alert-queue.ts";
 import type { Config } from "../../core/config.ts";
 import type { Logger } from "../../core/lib/logger.ts";
 import { createV1Writer } from "../../core/metrics/influx-v1.ts";

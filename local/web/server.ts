@@ -18,6 +18,8 @@ import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
+import { alertListPages, alertListSummary, parseListedAlert } from "../../core/alert/alert-list.ts";
+import type { StreamNames } from "../../core/stream/keys.ts";
 import { streamStatus } from "../../core/stream/status.ts";
 import { type ListedAlertLike, summarise, type WindowSummary } from "./summary.ts";
 
@@ -25,9 +27,7 @@ export interface LiveViewOptions {
   redis: Redis;
   /** Shown on the page; pass it with the password masked. */
   redisLabel: string;
-  streamKey: string;
-  group: string;
-  dlqKey: string;
+  names: StreamNames;
   alertListKey: string;
   /** Default 127.0.0.1: the page shows attack data and has no login. */
   host?: string;
@@ -88,7 +88,6 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 };
 
-const PAGE = 500;
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
 function isLoopback(host: string): boolean {
@@ -100,17 +99,6 @@ function hostName(header: string | undefined): string {
   if (!header) return "";
   if (header.startsWith("[")) return header.slice(0, header.indexOf("]") + 1).toLowerCase();
   return (header.split(":")[0] ?? "").toLowerCase();
-}
-
-function parseAlert(raw: string): ListedAlertLike | undefined {
-  try {
-    const v = JSON.parse(raw) as unknown;
-    return v !== null && typeof v === "object" && !Array.isArray(v)
-      ? (v as ListedAlertLike)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Starts the server; rejects with the listen error (EADDRINUSE…) when the port is taken. */
@@ -140,28 +128,21 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
     try {
       const [time] = await o.redis.time();
       const now = Number(time);
-      const status = await streamStatus(o.redis, {
-        streamKey: o.streamKey,
-        group: o.group,
-        dlqKey: o.dlqKey,
-        withConsumers: true,
-      });
-      const total = await o.redis.llen(o.alertListKey);
+      const status = await streamStatus(o.redis, o.names, { withConsumers: true });
+      const { length: total } = await alertListSummary(o.redis, o.alertListKey);
       // The list is newest first by listed_at: read pages until the window is passed.
       const alerts: ListedAlertLike[] = [];
       let scanned = 0;
       let passed = false;
-      for (let start = 0; start < Math.min(total, maxScan) && !passed; start += PAGE) {
-        const raw = await o.redis.lrange(o.alertListKey, start, start + PAGE - 1);
-        if (raw.length === 0) break;
+      scan: for await (const raw of alertListPages(o.redis, o.alertListKey, maxScan)) {
         for (const r of raw) {
           scanned++;
-          const a = parseAlert(r);
+          const a = parseListedAlert(r) as ListedAlertLike | undefined;
           if (!a) continue;
           alerts.push(a);
           if (alerts.length >= recentCount && Number(a.listed_at) < now - windowSeconds) {
             passed = true;
-            break;
+            break scan;
           }
         }
       }
@@ -175,7 +156,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
       return {
         ...base,
         stream: {
-          key: o.streamKey,
+          key: o.names.stream,
           length: status.length,
           groupExists: status.groupExists,
           lag: status.lag ?? null,
@@ -183,7 +164,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
           consumers: status.consumers.length,
           donePerS,
         },
-        dlq: { key: o.dlqKey, length: status.dlqLength },
+        dlq: { key: o.names.dlq, length: status.dlqLength },
         alerts: { key: o.alertListKey, total, recent: alerts.slice(0, recentCount) },
         lastHour: {
           ...summarise(alerts, now, windowSeconds),

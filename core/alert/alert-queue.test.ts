@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Alert } from "./alert.ts";
-import { MAX_ASYNC_PAYLOAD_BYTES, packAlerts } from "./dispatch.ts";
+import { MAX_ASYNC_PAYLOAD_BYTES, packAlerts } from "./alert-queue.ts";
 
 function alert(i: number, extra: Partial<Alert> = {}): Alert {
   return {

@@ -89,3 +89,67 @@ export class AlertList {
 interface PushPipeline {
   wafPushAlert(list: string, dedup: string, json: string, max: number, ttl: number): void;
 }
+
+/**
+ * A listed alert as read back by tools (`waf alerts`, the live view): the fields of
+ * {@link ListedAlert}, every one possibly missing or of another type (older versions, other
+ * writers, hand-edited lists). Render only what checks out.
+ */
+export interface ListedAlertRow {
+  timestamp?: number;
+  severity?: number;
+  severity_level?: string;
+  client_ip?: string;
+  rule_id?: string;
+  categories?: string[];
+  uri?: string;
+  method?: string;
+  tx_id?: string;
+  anomaly_score?: number;
+  listed_at?: number;
+  [key: string]: unknown;
+}
+
+/** One list entry as an object; undefined when it is not a JSON object. */
+export function parseListedAlert(raw: string): ListedAlertRow | undefined {
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return v !== null && typeof v === "object" && !Array.isArray(v)
+      ? (v as ListedAlertRow)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const PAGE = 500;
+
+/**
+ * The list, newest first, a page of raw entries at a time, up to `maxScan` entries (the list
+ * may hold ALERT_LIST_MAX of them). Stop iterating to stop reading.
+ */
+export async function* alertListPages(
+  redis: Redis,
+  listKey: string,
+  maxScan = Number.POSITIVE_INFINITY,
+): AsyncGenerator<string[]> {
+  for (let start = 0; start < maxScan; start += PAGE) {
+    const raw = await redis.lrange(listKey, start, Math.min(start + PAGE, maxScan) - 1);
+    if (raw.length > 0) yield raw;
+    if (raw.length < PAGE) return;
+  }
+}
+
+/** The list's length and when its newest alert was listed (unix seconds). */
+export async function alertListSummary(
+  redis: Redis,
+  listKey: string,
+): Promise<{ length: number; newestListedAt: number | undefined }> {
+  const [lenRes, headRes] = (await redis.pipeline().llen(listKey).lindex(listKey, 0).exec()) ?? [];
+  const [lenErr, length] = lenRes ?? [null, 0];
+  const [headErr, head] = headRes ?? [null, null];
+  if (lenErr) throw lenErr;
+  if (headErr) throw headErr;
+  const m = typeof head === "string" ? /"listed_at":(\d+)\}$/.exec(head) : null;
+  return { length: Number(length ?? 0), newestListedAt: m ? Number(m[1]) : undefined };
+}

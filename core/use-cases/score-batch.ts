@@ -7,14 +7,14 @@
  * are rejected with a reason (the reader dead-letters them); everything transient fails
  * (the reader retries it).
  */
-import type { Alert } from "./alert/alert.ts";
-import { type AlertQueue, packAlerts } from "./alert/dispatch.ts";
-import type { WafEvent } from "./event/types.ts";
-import type { PointLine, PointWriter } from "./metrics/writer.ts";
-import { outputsOf, type ScorerSettings, scoreRecord } from "./scorer.ts";
-import type { Score } from "./scoring/score.ts";
-import type { ScoreRequest, ScoreResponse } from "./stream/contract.ts";
-import { parseStreamId } from "./stream/entry.ts";
+import type { Alert } from "../alert/alert.ts";
+import { type AlertQueue, packAlerts } from "../alert/alert-queue.ts";
+import type { WafEvent } from "../event/types.ts";
+import type { PointLine, PointWriter } from "../metrics/writer.ts";
+import { outputsOf, type ScorerSettings, scoreRecord } from "../scorer.ts";
+import type { Score } from "../scoring/score.ts";
+import type { ScoreRequest, ScoreResponse } from "../stream/contract.ts";
+import { parseStreamId } from "../stream/entry.ts";
 
 export interface BatchDeps {
   settings: ScorerSettings;

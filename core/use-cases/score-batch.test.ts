@@ -3,14 +3,14 @@
  * its point was accepted and, when critical, its alert payload was queued.
  */
 import { describe, expect, it } from "vitest";
-import { envelope } from "../test/fixtures/records.ts";
-import type { Alert } from "./alert/alert.ts";
-import type { AlertPayload, AlertQueue } from "./alert/dispatch.ts";
-import { loadConfig } from "./config.ts";
-import type { PointLine, PointWriter, WriteOutcome } from "./metrics/writer.ts";
-import { scorerSettingsFrom } from "./scorer.ts";
-import { type BatchDeps, processBatch } from "./scoring-batch.ts";
-import type { StreamRecord } from "./stream/contract.ts";
+import { envelope } from "../../test/fixtures/records.ts";
+import type { Alert } from "../alert/alert.ts";
+import type { AlertPayload, AlertQueue } from "../alert/alert-queue.ts";
+import { loadConfig } from "../config.ts";
+import type { PointLine, PointWriter, WriteOutcome } from "../metrics/writer.ts";
+import { scorerSettingsFrom } from "../scorer.ts";
+import type { StreamRecord } from "../stream/contract.ts";
+import { type BatchDeps, processBatch } from "./score-batch.ts";
 
 const settings = scorerSettingsFrom(loadConfig({}));
 
