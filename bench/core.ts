@@ -1,6 +1,6 @@
 /**
  * In-process throughput on one core: raw `JSON.parse` of the records (the ceiling of any
- * scorer that reads JSON), and the scorer's own work per record as `processBatch` does it —
+ * scorer that reads JSON), and the scorer's own work per record as `scoreBatch` does it —
  * normalise (parse, detect, validate), score, point line, alert object.
  */
 import { outputsOf, type ScorerSettings, scoreRecord } from "../core/scorer.ts";

@@ -11,7 +11,7 @@ import type { AlertPayload } from "./alert/alert-queue.ts";
 import { loadConfig } from "./config.ts";
 import type { PointLine, WriteOutcome } from "./metrics/writer.ts";
 import { outputsOf, scoreRecord, scorerSettingsFrom } from "./scorer.ts";
-import { processBatch } from "./use-cases/score-batch.ts";
+import { scoreBatch } from "./use-cases/score-batch.ts";
 
 const seeds: string[] = [
   ...fixtureFiles().flatMap((f) => fixtureLines(f)),
@@ -150,7 +150,7 @@ describe("fuzzed real records", () => {
         }));
         const written: PointLine[] = [];
         const queued: Alert[] = [];
-        const res = await processBatch(
+        const res = await scoreBatch(
           { records },
           {
             settings,

@@ -10,9 +10,10 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../core/alert/alert.ts";
 import { AlertList, type AlertListOptions } from "../core/alert/alert-list.ts";
+import type { Notifier } from "../core/alert/ports.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { captureLogs, fakeContext, type LogLine } from "../test/lambda.ts";
-import { createHandler, type Notifier } from "./alert.ts";
+import { createHandler } from "./alert.ts";
 
 let service: RunningService;
 let redis: Redis;

@@ -1,11 +1,7 @@
 /**
- * The alert function (SPEC §4): `{ alerts: [...] }` in (invoked asynchronously by the scorer);
- * each alert listed once per tx_id in the Redis list, newest first, bounded and retained.
- * Then, side by side and never holding back the list (already pushed): notification channels
- * behind {@link Notifier} (core/alert/notifier.ts: minimum severity, throttle, retries,
- * circuit breaker) and repeat-offender counting. Channels hear only newly listed alerts, so a
- * redelivered alert never notifies twice; they are called on every invocation, with no alerts
- * too, so that throttle summaries that came due go out (`{ "alerts": [] }` is a valid tick).
+ * The alert function: `{ alerts: [...] }` in (invoked asynchronously by the scorer; `{ "alerts":
+ * [] }` is a valid tick). Middleware, payload validation, then the use case
+ * (core/use-cases/handle-alerts.ts). Clients are built once and reused.
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
@@ -18,27 +14,15 @@ import { z } from "zod";
 import type { Alert } from "../core/alert/alert.ts";
 import { AlertList } from "../core/alert/alert-list.ts";
 import { notifiersFromConfig } from "../core/alert/notifiers.ts";
+import type { AlertStore, Notifier, OffenderTracker } from "../core/alert/ports.ts";
 import type { Config } from "../core/config.ts";
 import { offendersKey, RepeatOffenders } from "../core/reputation/offenders.ts";
+import { type AlertResult, handleAlerts } from "../core/use-cases/handle-alerts.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import { createLogger, createRedis, runtimeConfig } from "./shared/runtime.ts";
 
-/**
- * A notification channel (Slack, PagerDuty, webhook, email). Should not throw; if one does,
- * the handler logs it and carries on.
- */
-export interface Notifier {
-  readonly name: string;
-  notify(alerts: readonly Alert[]): Promise<void>;
-}
-
-/** Counts critical alerts per client and marks repeat offenders (core/reputation/offenders.ts). */
-export interface OffenderTracker {
-  record(alerts: readonly Alert[]): Promise<string[]>;
-}
-
 export interface AlertDeps {
-  list: AlertList;
+  list: AlertStore;
   notifiers: Notifier[];
   logger: Logger;
   offenders?: OffenderTracker;
@@ -60,12 +44,6 @@ const alertSchema = z.object({
 });
 const requestSchema = z.object({ alerts: z.array(alertSchema) });
 
-export interface AlertResult {
-  received: number;
-  listed: number;
-  duplicates: number;
-}
-
 export function createHandler(deps: AlertDeps) {
   const { logger, metrics } = deps;
   const chain = middy<unknown, AlertResult, Error, Context>().use(injectLambdaContext(logger));
@@ -77,43 +55,10 @@ export function createHandler(deps: AlertDeps) {
       throw new Error(`invalid alert request: ${parsed.error.issues[0]?.message}`);
     }
     const alerts = parsed.data.alerts as Alert[];
-    const listed = await deps.list.push(alerts);
-    for (const a of listed) {
-      logger.info("alert listed", {
-        tx_id: a.tx_id,
-        client_ip: a.client_ip,
-        severity: a.severity,
-        rule_id: a.rule_id,
-      });
-    }
-    metrics?.addMetric("AlertsReceived", MetricUnit.Count, alerts.length);
-    metrics?.addMetric("AlertsListed", MetricUnit.Count, listed.length);
-    // The list is pushed; nothing below may fail the invocation (a retry would find every
-    // alert listed already and do nothing), so each side effect logs its own failure.
-    const offenders =
-      deps.offenders && listed.length > 0 ? deps.offenders.record(listed) : undefined;
-    const results = await Promise.allSettled([
-      ...deps.notifiers.map((n) => n.notify(listed)),
-      ...(offenders ? [offenders] : []),
-    ]);
-    results.forEach((r, i) => {
-      if (r.status === "rejected") {
-        const notifier = deps.notifiers[i];
-        logger.error(notifier ? "notification channel failed" : "repeat-offender tracking failed", {
-          ...(notifier ? { channel: notifier.name } : {}),
-          error: (r.reason as Error)?.message ?? String(r.reason),
-        });
-      } else if (i === deps.notifiers.length) {
-        for (const entry of r.value as string[]) {
-          logger.warn("repeat offender: now treated as malicious", { client_ip: entry });
-        }
-      }
+    return handleAlerts(alerts, {
+      ...deps,
+      metrics: metrics && { count: (name, n) => metrics.addMetric(name, MetricUnit.Count, n) },
     });
-    return {
-      received: alerts.length,
-      listed: listed.length,
-      duplicates: alerts.length - listed.length,
-    };
   });
 }
 

@@ -17,7 +17,7 @@ import { maskIp } from "../core/privacy/privacy.ts";
 import { ReputationCache, reputationCacheOptions } from "../core/reputation/cache.ts";
 import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
-import { processBatch } from "../core/use-cases/score-batch.ts";
+import { scoreBatch } from "../core/use-cases/score-batch.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import {
@@ -73,7 +73,7 @@ export function createHandler(deps: ScoreDeps) {
       throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
     }
     const levels = { critical: 0, high: 0, medium: 0, low: 0 };
-    const { batchItemFailures, rejected, summary } = await processBatch(parsed.data, {
+    const { batchItemFailures, rejected, summary } = await scoreBatch(parsed.data, {
       settings,
       writer: deps.writer,
       alerts: deps.alerts,

@@ -29,12 +29,8 @@ import {
   summaryNotification,
   throttleKeyOf,
 } from "./notification.ts";
+import type { CountSink } from "./ports.ts";
 import type { Throttle } from "./throttle.ts";
-
-/** Counters; the alert function maps them to EMF metrics. */
-export interface CountSink {
-  count(name: string, value: number): void;
-}
 
 export interface ChannelNotifierOptions {
   channel: Channel;

@@ -11,7 +11,8 @@ import { PagerDutyChannel } from "./channels/pagerduty.ts";
 import { SlackChannel } from "./channels/slack.ts";
 import { WebhookChannel } from "./channels/webhook.ts";
 import type { FetchFn } from "./delivery.ts";
-import { ChannelNotifier, type ChannelNotifierOptions, type CountSink } from "./notifier.ts";
+import { ChannelNotifier, type ChannelNotifierOptions } from "./notifier.ts";
+import type { CountSink } from "./ports.ts";
 import { NotificationThrottle } from "./throttle.ts";
 
 type NotifyConfig = Pick<

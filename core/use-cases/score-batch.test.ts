@@ -1,5 +1,5 @@
 /**
- * `processBatch` (SPEC §5) against scripted fakes of its own ports: a record is done only when
+ * `scoreBatch` (SPEC §5) against scripted fakes of its own ports: a record is done only when
  * its point was accepted and, when critical, its alert payload was queued.
  */
 import { describe, expect, it } from "vitest";
@@ -10,7 +10,7 @@ import { loadConfig } from "../config.ts";
 import type { PointLine, PointWriter, WriteOutcome } from "../metrics/writer.ts";
 import { scorerSettingsFrom } from "../scorer.ts";
 import type { StreamRecord } from "../stream/contract.ts";
-import { type BatchDeps, processBatch } from "./score-batch.ts";
+import { type BatchDeps, scoreBatch } from "./score-batch.ts";
 
 const settings = scorerSettingsFrom(loadConfig({}));
 
@@ -68,7 +68,7 @@ const low = (id: string, tx: string): StreamRecord => ({
 const invalid = (id: string): StreamRecord => ({ id, data: "not json", deliveryCount: 1 });
 
 function run(records: StreamRecord[], deps: Partial<BatchDeps> = {}) {
-  return processBatch(
+  return scoreBatch(
     { records },
     {
       settings,
@@ -81,7 +81,7 @@ function run(records: StreamRecord[], deps: Partial<BatchDeps> = {}) {
 
 const ids = (items: Array<{ itemIdentifier: string }>) => items.map((i) => i.itemIdentifier);
 
-describe("processBatch", () => {
+describe("scoreBatch", () => {
   it("reports a low record whose point was accepted as done, and queues no alert", async () => {
     const w = scriptedWriter();
     const q = scriptedQueue();

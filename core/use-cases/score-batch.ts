@@ -1,5 +1,5 @@
 /**
- * The scoring function's use case (SPEC §5): a batch of stream records in; points written
+ * The scoring function's use case (docs/reference.md, "Delivery"): a batch of stream records in; points written
  * and accepted, critical alerts durably queued; `{ batchItemFailures, rejected }` out.
  *
  * A record is done (neither failed nor rejected) only when its point was accepted and, when
@@ -34,7 +34,7 @@ export interface BatchSummary {
 }
 
 /** Processes one batch. Never throws for a record's sake; a dependency bug may still throw. */
-export async function processBatch(
+export async function scoreBatch(
   request: ScoreRequest,
   deps: BatchDeps,
 ): Promise<ScoreResponse & { summary: BatchSummary }> {
