@@ -93,8 +93,8 @@ export function measureCore(
   const full = (i: number) => {
     const scored = scoreRecord(texts[i] as string, settings);
     if (!scored.ok) return scored;
-    const { point, alert } = outputsOf(scored, ids[i], settings.privacy);
-    return alert ?? point.toLineProtocol();
+    const { line, alert } = outputsOf(scored, ids[i], settings.privacy);
+    return alert ?? line;
   };
   // Warm-up: let the JIT settle on every path.
   interleavedRates([parse, scoreOnly, full], texts.length, 600, 50);

@@ -2,7 +2,6 @@
  * Every environment variable of SPEC §6, validated by one zod schema at start-up.
  * A bad value stops the process with a message naming the variable.
  */
-import { hostname } from "node:os";
 import { z } from "zod";
 import { IpSet } from "./event/ip.ts";
 import { DEFAULT_WEIGHTS } from "./scoring/categories.ts";
@@ -57,14 +56,19 @@ const url = <D extends string | undefined = undefined>(protocols: RegExp, def?: 
     .optional()
     .transform((v): string | D => v ?? (def as D));
 
+/** The non-empty, trimmed items of a comma-separated list. */
+function commaItems(v: string | undefined): string[] {
+  return (v ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 const ipList = z
   .string()
   .optional()
   .transform((v, ctx) => {
-    const entries = (v ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const entries = commaItems(v);
     try {
       IpSet.parse(entries);
     } catch (err) {
@@ -86,10 +90,7 @@ const emailList = z
   .string()
   .optional()
   .transform((v, ctx) => {
-    const entries = (v ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const entries = commaItems(v);
     const bad = entries.find((e) => !EMAIL.test(e));
     if (bad !== undefined) {
       ctx.addIssue({
@@ -193,7 +194,8 @@ export const configSchema = z
     STREAM_KEY: str("waf-realtime"),
     STREAM_FIELD: str("event"),
     CONSUMER_GROUP: str("realtime-processor"),
-    CONSUMER_NAME: str(`${hostname()}-${process.pid}`),
+    /** Unset: the reader names itself host-pid (functions/reader/main.ts). */
+    CONSUMER_NAME: z.string().trim().min(1, { error: "must not be empty" }).optional(),
     BATCH_SIZE: int(100, 1, 10_000),
     BATCH_WINDOW_MS: int(50, 0, 60_000),
     MAX_IN_FLIGHT: int(4, 1, 1000),

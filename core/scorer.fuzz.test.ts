@@ -127,8 +127,7 @@ describe("fuzzed real records", () => {
           expect(r.reason.length).toBeLessThanOrEqual(300);
           return;
         }
-        const { point, alert } = outputsOf(r, "1700000000000-0", settings.privacy);
-        const line = point.toLineProtocol() as string;
+        const { line, alert } = outputsOf(r, "1700000000000-0", settings.privacy);
         expect(line).toMatch(
           // Tag values may carry escaped spaces, commas and equals signs.
           /^waf_events,client_ip=[^\s,=\\]+,rule_id=(?:[^\s,=\\]|\\.)+,severity_level=(critical|high|medium|low) anomaly_score=\d+i,severity=-?\d+i,response_code=\d+i \d+$/,

@@ -6,7 +6,7 @@ import { type Alert, toAlert } from "./alert/alert.ts";
 import type { Config } from "./config.ts";
 import { normalise } from "./event/normalise.ts";
 import type { WafEvent } from "./event/types.ts";
-import { type OrderedPoint, toPoint } from "./metrics/point.ts";
+import { toPointLine } from "./metrics/point.ts";
 import type { PrivacyConfig } from "./privacy/privacy.ts";
 import { type MaliciousSource, Reputation } from "./scoring/reputation.ts";
 import { DEFAULT_SCORING, type Score, type ScoringConfig, scoreEvent } from "./scoring/score.ts";
@@ -34,7 +34,8 @@ export function scoreRecord(text: string, settings: ScorerSettings): ScoredRecor
 }
 
 export interface RecordOutputs {
-  point: OrderedPoint;
+  /** The InfluxDB point, as one line of line protocol. */
+  line: string;
   /** Present only for a critical, non-allowlisted event. */
   alert: Alert | undefined;
 }
@@ -46,7 +47,7 @@ export function outputsOf(
   privacy: PrivacyConfig,
 ): RecordOutputs {
   return {
-    point: toPoint(scored.event, scored.score, streamId, privacy),
+    line: toPointLine(scored.event, scored.score, streamId, privacy),
     alert: scored.score.alert ? toAlert(scored.event, scored.score, streamId, privacy) : undefined,
   };
 }

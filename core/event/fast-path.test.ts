@@ -6,7 +6,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { corazaText, envelope, fixtureLines } from "../../test/fixtures/records.ts";
-import { OrderedPoint } from "../metrics/point.ts";
 import { corazaFast } from "./coraza.ts";
 import { envelopeFast } from "./envelope.ts";
 import { type Fast, INVALID } from "./fields.ts";
@@ -176,31 +175,6 @@ describe("IPv4 scanner", () => {
         expect(isIp(text)).toBe(reference(text));
       }),
       { numRuns: 5000 },
-    );
-  });
-});
-
-describe("OrderedPoint line", () => {
-  it("is the same written directly as through the client's sorted line", () => {
-    const text = fc.oneof(
-      fc.string({ maxLength: 8 }),
-      fc.constantFrom("a b", "a,b", "a=b", "a\nb", "a\\", "", "203.0.113.9", "942100"),
-    );
-    fc.assert(
-      fc.property(
-        fc.array(fc.tuple(text, text), { maxLength: 4 }),
-        fc.array(fc.tuple(text, fc.integer()), { maxLength: 4 }),
-        fc.oneof(text, fc.constant("1700000000000000000")),
-        (tags, fields, time) => {
-          const p = new OrderedPoint("waf_events");
-          for (const [k, v] of tags) p.tag(k, v);
-          for (const [k, v] of fields) p.intField(k, v);
-          p.timestamp(time);
-          // Settings given (empty) take the sorted-then-reordered path.
-          expect(p.toLineProtocol()).toBe(p.toLineProtocol({}));
-        },
-      ),
-      { numRuns: 3000 },
     );
   });
 });

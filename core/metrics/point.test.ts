@@ -1,3 +1,5 @@
+import { Point } from "@influxdata/influxdb-client";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { corazaText, envelope, fixtureLines } from "../../test/fixtures/records.ts";
 import { normalise } from "../event/normalise.ts";
@@ -6,7 +8,8 @@ import type { PrivacyConfig } from "../privacy/privacy.ts";
 import { Reputation } from "../scoring/reputation.ts";
 import { DEFAULT_SCORING, scoreEvent } from "../scoring/score.ts";
 import { parseStreamId } from "../stream/entry.ts";
-import { OrderedPoint, pointTimeNs, toPoint } from "./point.ts";
+import { lineOf } from "./line-protocol.ts";
+import { pointTimeNs, toPointLine } from "./point.ts";
 
 const off: PrivacyConfig = { ipMasking: "off", ipHashKey: undefined };
 const parse = (v: unknown): WafEvent => {
@@ -15,12 +18,7 @@ const parse = (v: unknown): WafEvent => {
   return r.event;
 };
 const line = (e: WafEvent, streamId = "1700000000123-0", privacy = off) =>
-  toPoint(
-    e,
-    scoreEvent(e, DEFAULT_SCORING, Reputation.fromLists({})),
-    streamId,
-    privacy,
-  ).toLineProtocol();
+  toPointLine(e, scoreEvent(e, DEFAULT_SCORING, Reputation.fromLists({})), streamId, privacy);
 
 describe("InfluxDB point", () => {
   it("is the SPEC §4 line for the worked example, timed by its stream entry", () => {
@@ -53,8 +51,16 @@ describe("InfluxDB point", () => {
   });
 
   it("keeps field order even for a point built by hand", () => {
-    const p = new OrderedPoint("m").tag("t", "v").intField("b", 1).intField("a", 2).timestamp("5");
-    expect(p.toLineProtocol()).toBe("m,t=v b=1i,a=2i 5");
+    const l = lineOf({
+      measurement: "m",
+      tags: [["t", "v"]],
+      fields: [
+        ["b", { int: 1 }],
+        ["a", { int: 2 }],
+      ],
+      timeNs: 5n,
+    });
+    expect(l).toBe("m,t=v b=1i,a=2i 5");
   });
 });
 
@@ -104,5 +110,48 @@ describe("timestamp scheme", () => {
     ["17", undefined],
   ])("parses stream ID %s", (id, expected) => {
     expect(parseStreamId(id)).toEqual(expected);
+  });
+});
+
+describe("line protocol", () => {
+  it("escapes exactly like @influxdata/influxdb-client's Point, fields kept in order", () => {
+    const text = fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.constantFrom("a b", "a,b", "a=b", "a\nb", "a\\", "", "203.0.113.9", "942100"),
+    );
+    fc.assert(
+      fc.property(
+        text.filter((m) => m !== ""),
+        fc.uniqueArray(fc.tuple(text, text), { maxLength: 4, selector: ([k]) => k }),
+        fc.uniqueArray(
+          fc.tuple(
+            text.filter((k) => k !== ""),
+            fc.integer(),
+          ),
+          {
+            minLength: 1,
+            maxLength: 4,
+            selector: ([k]) => k,
+          },
+        ),
+        fc.bigInt({ min: 0n, max: 2n ** 62n }),
+        (measurement, tags, fields, timeNs) => {
+          const ours = lineOf({
+            measurement,
+            tags: [...tags].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+            fields: [...fields]
+              .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+              .map(([k, v]) => [k, { int: v }] as const),
+            timeNs,
+          });
+          const p = new Point(measurement);
+          for (const [k, v] of tags) p.tag(k, v);
+          for (const [k, v] of fields) p.intField(k, v);
+          p.timestamp(String(timeNs));
+          expect(ours).toBe(p.toLineProtocol());
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });

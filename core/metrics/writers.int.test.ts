@@ -15,7 +15,7 @@ import {
 import type { Logger } from "../lib/logger.ts";
 import { createV1Writer } from "./influx-v1.ts";
 import { createV2Writer } from "./influx-v2.ts";
-import { OrderedPoint } from "./point.ts";
+import { lineOf } from "./line-protocol.ts";
 import type { PointLine, WriteOutcome } from "./writer.ts";
 
 /** An hour ago, in ms: recent enough for `now() - 1h` style queries, old enough to be past. */
@@ -34,16 +34,20 @@ function wafPoints(n: number, spec: Spec): PointLine[] {
   return Array.from({ length: n }, (_, i) => {
     const at = BigInt((spec.at ?? 0) + i);
     const ns = (BASE_MS + at) * 1_000_000n + BigInt(i % 1000);
-    const line = new OrderedPoint("waf_events")
-      .tag("client_ip", `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
-      .tag("rule_id", spec.rule)
-      .tag("severity_level", spec.level ?? "high")
-      .intField("anomaly_score", 40 + (i % 20))
-      .intField("severity", spec.severity ?? 60 + (i % 20))
-      .intField("response_code", 403)
-      .timestamp(String(ns))
-      .toLineProtocol();
-    if (line === undefined) throw new Error("a point without fields");
+    const line = lineOf({
+      measurement: "waf_events",
+      tags: [
+        ["client_ip", `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`],
+        ["rule_id", spec.rule],
+        ["severity_level", spec.level ?? "high"],
+      ],
+      fields: [
+        ["anomaly_score", { int: 40 + (i % 20) }],
+        ["severity", { int: spec.severity ?? 60 + (i % 20) }],
+        ["response_code", { int: 403 }],
+      ],
+      timeNs: ns,
+    });
     return { key: `${spec.rule}-${i}`, line };
   });
 }

@@ -53,14 +53,7 @@ export async function scoreBatch(
     // A redriven record keeps the time key of the entry it first arrived as (its own point).
     const timeKey =
       record.originId !== undefined && parseStreamId(record.originId) ? record.originId : record.id;
-    const { point, alert } = outputsOf(scored, timeKey, deps.settings.privacy);
-    const line = point.toLineProtocol();
-    if (line === undefined) {
-      const reason = "internal: point has no fields";
-      rejected.push({ itemIdentifier: record.id, reason });
-      deps.onRejected?.(record.id, reason);
-      continue;
-    }
+    const { line, alert } = outputsOf(scored, timeKey, deps.settings.privacy);
     lines.push({ key: record.id, line });
     if (alert) alertsById.set(record.id, alert);
     deps.onScored?.(record.id, scored.event, scored.score);

@@ -28,13 +28,14 @@ async function main(): Promise<void> {
   const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const lambda = new LambdaClient({ maxAttempts: 1 });
   const names = streamNames(config);
+  const consumer = config.CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
   const reader = new StreamReader({
     stream: new RedisStream({
       redis,
       blocking: blockingRedis,
       key: names.stream,
       group: names.group,
-      consumer: config.CONSUMER_NAME,
+      consumer,
     }),
     invoker: createLambdaInvoker(lambda, config.SCORER_FUNCTION),
     logger,
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
     health_port: health?.port,
     stream: config.STREAM_KEY,
     group: config.CONSUMER_GROUP,
-    consumer: config.CONSUMER_NAME,
+    consumer,
     host: hostname(),
   });
   const statsEvery = setInterval(() => logger.debug("reader stats", { ...reader.stats() }), 60_000);
