@@ -7,16 +7,13 @@
  * point outside retention (having written the other lines of the request: "partial write"),
  * 404 for a missing database, 401/403 for credentials.
  */
-import { parseRetryAfter } from "../lib/retry-after.ts";
+import type { PointWriter, SendResult, WriterOptions } from "./writer.ts";
 import {
   childSignal,
   createLineWriter,
-  errorText,
+  databaseUrl,
+  httpFailure,
   networkMessage,
-  type PointWriter,
-  type SendResult,
-  WriterConfigError,
-  type WriterOptions,
 } from "./writer.ts";
 
 /** Error bodies are short; a proxy's HTML page need not be read to the end. */
@@ -31,7 +28,6 @@ const MAX_ERROR_BODY_CHARS = 4_096;
  * const writer = createV1Writer({ url: "http://localhost:8086", org: "", bucket: "waf" });
  */
 export function createV1Writer(opts: WriterOptions): PointWriter {
-  if (!opts.bucket) throw new WriterConfigError("the v1 writer needs a database (bucket)");
   const endpoint = writeUrl(opts.url, opts.bucket);
   const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8" };
   if (opts.token) headers.authorization = `Token ${opts.token}`;
@@ -53,14 +49,12 @@ export function createV1Writer(opts: WriterOptions): PointWriter {
         return { kind: "accepted" };
       }
       const body = (await res.text()).slice(0, MAX_ERROR_BODY_CHARS);
-      const text = errorText(body) || res.headers.get("x-influxdb-error") || res.statusText;
-      const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"), Date.now());
-      return {
-        kind: "http",
-        status: res.status,
-        message: text,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      };
+      return httpFailure(
+        res.status,
+        body,
+        res.headers.get("retry-after"),
+        res.headers.get("x-influxdb-error") || res.statusText,
+      );
     } catch (err) {
       return { kind: "network", message: networkMessage(err) };
     } finally {
@@ -80,15 +74,7 @@ export function createV1Writer(opts: WriterOptions): PointWriter {
  * `user:password@` into `u`/`p`: fetch refuses URLs with credentials.
  */
 function writeUrl(raw: string, database: string): URL {
-  let base: URL;
-  try {
-    base = new URL(raw);
-  } catch (cause) {
-    throw new WriterConfigError("the InfluxDB URL does not parse", { cause });
-  }
-  if (base.protocol !== "http:" && base.protocol !== "https:") {
-    throw new WriterConfigError(`the InfluxDB URL must be http(s), not ${base.protocol}`);
-  }
+  const base = databaseUrl(raw, database);
   const url = new URL(base.href);
   url.username = "";
   url.password = "";

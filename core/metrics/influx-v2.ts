@@ -12,16 +12,13 @@
  */
 
 import { HttpError, InfluxDB, type WriteApi } from "@influxdata/influxdb-client";
-import { parseRetryAfter } from "../lib/retry-after.ts";
+import type { PointWriter, SendResult, WriterOptions } from "./writer.ts";
 import {
   childSignal,
   createLineWriter,
-  errorText,
+  databaseUrl,
+  httpFailure,
   networkMessage,
-  type PointWriter,
-  type SendResult,
-  WriterConfigError,
-  type WriterOptions,
 } from "./writer.ts";
 
 /**
@@ -32,8 +29,8 @@ import {
  * const outcomes = await writer.write([{ key: entryId, line: point.toLineProtocol() ?? "" }]);
  */
 export function createV2Writer(opts: WriterOptions): PointWriter {
-  const url = checkUrl(opts.url);
-  if (!opts.bucket) throw new WriterConfigError("the v2 writer needs a bucket");
+  databaseUrl(opts.url, opts.bucket); // throws for a URL that does not parse or is not http(s)
+  const url = opts.url;
   const { org, bucket, token } = opts;
   const timeoutMs = opts.timeoutMs ?? 10_000;
 
@@ -88,27 +85,8 @@ export function createV2Writer(opts: WriterOptions): PointWriter {
 function fromError(err: unknown): SendResult {
   if (err instanceof HttpError) {
     const header = err.headers?.["retry-after"];
-    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now());
-    const text = err.body ? errorText(err.body) : err.message;
-    return {
-      kind: "http",
-      status: err.statusCode,
-      message: text,
-      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    };
+    const retryAfter = Array.isArray(header) ? header[0] : header;
+    return httpFailure(err.statusCode, err.body ?? "", retryAfter, err.message);
   }
   return { kind: "network", message: networkMessage(err) };
-}
-
-function checkUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (cause) {
-    throw new WriterConfigError("the InfluxDB URL does not parse", { cause });
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new WriterConfigError(`the InfluxDB URL must be http(s), not ${url.protocol}`);
-  }
-  return raw;
 }

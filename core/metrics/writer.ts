@@ -13,6 +13,7 @@ import { setMaxListeners } from "node:events";
 import { backoffMs } from "../lib/backoff.ts";
 import { Limiter } from "../lib/limiter.ts";
 import { consoleLogger, type Logger } from "../lib/logger.ts";
+import { parseRetryAfter } from "../lib/retry-after.ts";
 import { sleep } from "../lib/time.ts";
 
 /** One line of line protocol and the key of the record it belongs to. */
@@ -148,6 +149,40 @@ export function trimReason(text: string): string {
  * The readable message of an InfluxDB error body: `{"error": …}` (1.x), `{"message": …}`
  * (2.x/3.x), else the text itself.
  */
+/**
+ * The result of an answer that was not a success: the database's reason (from its JSON error
+ * body when it has one) and how long it asked us to wait.
+ */
+export function httpFailure(
+  status: number,
+  body: string,
+  retryAfter: string | null | undefined,
+  fallback = "",
+): SendResult {
+  const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
+  return {
+    kind: "http",
+    status,
+    message: errorText(body) || fallback,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  };
+}
+
+/** The database's base URL, checked: it parses, is http(s), and a bucket (database) is named. */
+export function databaseUrl(raw: string, bucket: string): URL {
+  if (!bucket) throw new WriterConfigError("the writer needs a bucket (the database on 1.x)");
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (cause) {
+    throw new WriterConfigError("the InfluxDB URL does not parse", { cause });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new WriterConfigError(`the InfluxDB URL must be http(s), not ${url.protocol}`);
+  }
+  return url;
+}
+
 export function errorText(body: string): string {
   const trimmed = body.trim();
   if (trimmed.startsWith("{")) {

@@ -4,7 +4,7 @@
  * malformed lines, so refusals are proven on InfluxDB 1.x) and InfluxDB 1.6 for the v1 API.
  * What the writers call accepted is read back through plain HTTP (`test/readback.ts`).
  */
-import { afterAll, beforeAll, describe, expect, it, type Mock, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type RunningService, startInfluxDB1, startVictoriaMetrics } from "../../local/services.ts";
 import {
   influxQuery,
