@@ -3,11 +3,13 @@
  * through `@aws-sdk/client-lambda` (on AWS, or against the local Invoke API server via
  * `AWS_ENDPOINT_URL_LAMBDA`). Retries are the reader's, so the SDK makes one attempt.
  */
-import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
+
+import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { z } from "zod";
 import type { ScoreResponse, StreamRecord } from "../../core/stream/contract.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "../../core/stream/errors.ts";
 import type { ScorerInvoker } from "../../core/stream/reader.ts";
+import { invokeFunction } from "../shared/lambda.ts";
 
 const responseSchema = z.object({
   batchItemFailures: z.array(z.object({ itemIdentifier: z.string() })).default([]),
@@ -15,20 +17,13 @@ const responseSchema = z.object({
 });
 
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 export function createLambdaInvoker(client: LambdaClient, functionName: string): ScorerInvoker {
   return {
     async invoke(body: string, _records: readonly StreamRecord[]): Promise<ScoreResponse> {
       let res: InvokeCommandOutput;
       try {
-        res = await client.send(
-          new InvokeCommand({
-            FunctionName: functionName,
-            InvocationType: "RequestResponse",
-            Payload: encoder.encode(body),
-          }),
-        );
+        res = await invokeFunction(client, functionName, "RequestResponse", body);
       } catch (err) {
         const e = err as Error & { name?: string };
         // A payload the service refuses is the batch's fault, not an outage.

@@ -2,13 +2,15 @@
  * Adapters wired from config: the InfluxDB point writer (v2 or v1 API) and the queue that
  * hands alerts to the alert function through an asynchronous Lambda invocation.
  */
-import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
+
+import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import type { AlertPayload, AlertQueue } from "../../core/alert/alert-queue.ts";
 import type { Config } from "../../core/config.ts";
 import type { Logger } from "../../core/lib/logger.ts";
 import { createV1Writer } from "../../core/metrics/influx-v1.ts";
 import { createV2Writer } from "../../core/metrics/influx-v2.ts";
 import type { PointWriter } from "../../core/metrics/writer.ts";
+import { invokeFunction } from "./lambda.ts";
 
 export function createPointWriter(c: Config, logger: Logger): PointWriter {
   const opts = {
@@ -37,19 +39,12 @@ export function createAlertQueue(
   client: LambdaClient,
   functionName: string | undefined,
 ): AlertQueue {
-  const encoder = new TextEncoder();
   return {
     async enqueue(payload: AlertPayload): Promise<void> {
       if (!functionName) throw new AlertQueueError("ALERT_FUNCTION is not set");
       let res: InvokeCommandOutput;
       try {
-        res = await client.send(
-          new InvokeCommand({
-            FunctionName: functionName,
-            InvocationType: "Event",
-            Payload: encoder.encode(payload.body),
-          }),
-        );
+        res = await invokeFunction(client, functionName, "Event", payload.body);
       } catch (err) {
         throw new AlertQueueError(`alert function ${functionName}: ${(err as Error).message}`, {
           cause: err,
