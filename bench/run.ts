@@ -103,8 +103,8 @@ async function main(): Promise<void> {
   const runId = `bench${Date.now().toString(36)}`;
   const mix = recordMix(runId, Date.now());
 
-  progress("building the reader's production bundle (scripts/build-reader.mjs)");
-  execFileSync(process.execPath, [join(ROOT, "scripts/build-reader.mjs")], {
+  progress("building the reader's production bundle (scripts/build.mjs reader)");
+  execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs"), "reader"], {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "inherit"],
   });

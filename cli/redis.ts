@@ -4,40 +4,16 @@
  * of retrying forever the way a long-running service should.
  */
 import { Redis } from "ioredis";
+import { maskUrl } from "../core/lib/url.ts";
+import { RedisUnreachableError } from "./errors.ts";
 
 /** Everything about connecting must be over well within the 10 s promise (SPEC §7). */
 const CONNECT_BUDGET_MS = 6_000;
 const CONNECT_TIMEOUT_MS = 3_000;
 
-/** Redis could not be reached (or refused our credentials). */
-export class RedisUnreachableError extends Error {
-  override readonly name = "RedisUnreachableError";
-  constructor(
-    readonly url: string,
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`cannot reach Redis at ${url}: ${reason}`, options);
-  }
-}
-
-/**
- * The URL with its password (or a lone user name, which some servers take as the password)
- * replaced by `***`, for messages.
- *
- * @example
- * maskRedisUrl("redis://:s3cret@cache:6379") // "redis://:***@cache:6379"
- */
-export function maskRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    else if (u.username) u.username = "***";
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, "//***@");
-  }
-}
+/** The URL with its credentials masked, for messages (core/lib/url.ts). */
+export const maskRedisUrl = maskUrl;
+export { RedisUnreachableError };
 
 /** A short reason an operator understands, from a socket or Redis error. */
 export function describeConnectError(err: unknown): string {

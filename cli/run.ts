@@ -6,20 +6,10 @@
  * Exit codes: 0 done; 1 failed; 2 bad usage or configuration; 3 Redis unreachable;
  * 130 interrupted.
  */
-import { ConfigError, loadConfig } from "../core/config.ts";
-import { scorerSettingsFrom } from "../core/scorer.ts";
-import { readMaliciousIpsFile } from "../functions/shared/malicious-ips.ts";
+import { maskUrl } from "../core/lib/url.ts";
 import { UsageError } from "./args.ts";
-import {
-  alertsCommand,
-  dlqCommand,
-  type Io,
-  replayCommand,
-  statusCommand,
-  viewCommand,
-} from "./commands.ts";
-import { maskRedisUrl, RedisUnreachableError } from "./redis.ts";
-import { openInput, scoreStream } from "./score.ts";
+import type { Io } from "./commands.ts";
+import { RedisUnreachableError } from "./errors.ts";
 
 const USAGE = `usage: waf <command> [options]
 
@@ -52,7 +42,19 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
     return 0;
   }
   switch (command) {
+    // Each command loads its own modules: `waf --help` reads none of them (ioredis, zod, …).
     case "score": {
+      const [
+        { loadConfig },
+        { scorerSettingsFrom },
+        { readMaliciousIpsFile },
+        { openInput, scoreStream },
+      ] = await Promise.all([
+        import("../core/config.ts"),
+        import("../core/scorer.ts"),
+        import("../functions/shared/malicious-ips.ts"),
+        import("./score.ts"),
+      ]);
       const config = loadConfig(env);
       const settings = scorerSettingsFrom(config, {
         maliciousEntries: readMaliciousIpsFile(config.MALICIOUS_IPS_FILE),
@@ -63,15 +65,23 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
       return 0;
     }
     case "replay":
-      return replayCommand(args, loadConfig(env), io);
     case "alerts":
-      return alertsCommand(args, loadConfig(env), io);
     case "dlq":
-      return dlqCommand(args, loadConfig(env), io);
     case "status":
-      return statusCommand(args, loadConfig(env), io);
-    case "view":
-      return viewCommand(args, loadConfig(env), io);
+    case "view": {
+      const [{ loadConfig }, commands] = await Promise.all([
+        import("../core/config.ts"),
+        import("./commands.ts"),
+      ]);
+      const handlers = {
+        replay: commands.replayCommand,
+        alerts: commands.alertsCommand,
+        dlq: commands.dlqCommand,
+        status: commands.statusCommand,
+        view: commands.viewCommand,
+      };
+      return handlers[command](args, loadConfig(env), io);
+    }
     case undefined:
     case "help":
     case "--help":
@@ -90,8 +100,9 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   try {
     return await dispatch(argv, env, io);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      io.stderr.write(`waf: ${err.message.replace(/^waf: /, "")}\n`);
+    // By name: ConfigError lives beside the zod schema, which `--help` does not load.
+    if ((err as Error)?.name === "ConfigError" || err instanceof UsageError) {
+      io.stderr.write(`waf: ${(err as Error).message.replace(/^waf: /, "")}\n`);
       return 2;
     }
     if (err instanceof RedisUnreachableError) {
@@ -102,7 +113,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     }
     // Whatever broke mid-command (a lost connection, a WRONGTYPE key) came from Redis.
     const message = err instanceof Error ? err.message : String(err);
-    const redis = maskRedisUrl(env.REDIS_URL?.trim() || "redis://localhost:6379");
+    const redis = maskUrl(env.REDIS_URL?.trim() || "redis://localhost:6379");
     io.stderr.write(
       `waf ${command}: ${message}${message.includes("Redis") ? "" : ` (Redis ${redis})`}\n`,
     );

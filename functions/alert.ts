@@ -64,8 +64,8 @@ export function createHandler(deps: AlertDeps) {
 
 export async function liveDeps(config?: Config): Promise<AlertDeps> {
   const c = config ?? (await runtimeConfig());
-  const redis = createRedis(c.REDIS_URL);
   const logger = createLogger("waf-alerter", c.LOG_LEVEL);
+  const redis = createRedis(c.REDIS_URL, {}, logger);
   const metrics = createMetrics("waf-alerter");
   return {
     list: new AlertList(redis, {

@@ -118,7 +118,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   // Threat-intelligence set and repeat offenders: opt-in, held in memory, reloaded in the background.
   const reputation = reputationCacheOptions(c);
   const sources = reputation
-    ? [new ReputationCache(createRedis(c.REDIS_URL), { ...reputation, logger })]
+    ? [new ReputationCache(createRedis(c.REDIS_URL, {}, logger), { ...reputation, logger })]
     : [];
   await Promise.all(sources.map((s) => s.start()));
   return {

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const logger = createLogger("waf-local-runtime", config.LOG_LEVEL);
   const scorerName = config.SCORER_FUNCTION ?? "waf-scorer";
   const alertName = config.ALERT_FUNCTION ?? "waf-alerter";
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, {}, logger);
   const score = withFaults(
     createScoreHandler(await scoreDeps({ ...config, ALERT_FUNCTION: alertName })),
   );

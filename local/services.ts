@@ -444,6 +444,9 @@ class ServerProcess {
       env: { ...inheritedEnv(), ...env },
       // stdin ignored: no server must ever wait for a terminal.
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: a Ctrl-C in the terminal (SIGINT to the foreground group) must
+      // not stop the server before the pipeline using it has drained. We stop it ourselves.
+      detached: true,
     });
     this.exitPromise = new Promise((resolve) => {
       this.child.once("exit", (code, signal) => {

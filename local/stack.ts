@@ -141,6 +141,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
           : []),
       ],
       stdio: ["ignore", log, log, "ipc"],
+      // Its own process group: on Ctrl-C only `npm start` hears SIGINT, and stops the reader
+      // (drain), then the runtime, then the servers, in that order. If the parent dies, the
+      // IPC channel closes and the child stops by itself (local/child.ts).
+      detached: true,
     });
   };
 

@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     env: { CONSUMER_NAME: process.env.CONSUMER_NAME ?? "local-reader" },
   });
   const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
+  // The summary is best effort; a lost connection shows as a stale line, never as an error dump.
+  redis.on("error", () => undefined);
   const redisShown = stack.redisUrl.replace(/\/\/[^@/]*@/, "//***@");
   let view: LiveView;
   try {

@@ -7,7 +7,7 @@ import { beforeAll, expect, it } from "vitest";
 import { formatReport, runChaos } from "./chaos/chaos.ts";
 
 beforeAll(() => {
-  execFileSync(process.execPath, ["scripts/build-reader.mjs"], {
+  execFileSync(process.execPath, ["scripts/build.mjs", "reader"], {
     cwd: join(import.meta.dirname, ".."),
     stdio: "ignore",
   });

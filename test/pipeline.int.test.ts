@@ -115,7 +115,7 @@ async function settled(redis: Redis, total: number): Promise<void> {
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, ["scripts/build-reader.mjs"], {
+  execFileSync(process.execPath, ["scripts/build.mjs", "reader"], {
     cwd: join(import.meta.dirname, ".."),
     stdio: "ignore",
   });

@@ -95,7 +95,7 @@ async function flows(stack: Stack, clientOpts: RedisOptions = {}): Promise<void>
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, ["scripts/build-reader.mjs"], { cwd: ROOT, stdio: "ignore" });
+  execFileSync(process.execPath, ["scripts/build.mjs", "reader"], { cwd: ROOT, stdio: "ignore" });
 });
 
 describe("Redis AUTH and TLS", () => {

@@ -31,7 +31,7 @@ async function send(redis: Redis, n: number, prefix: string, anomaly = 10): Prom
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, ["scripts/build-reader.mjs"], {
+  execFileSync(process.execPath, ["scripts/build.mjs", "reader"], {
     cwd: join(import.meta.dirname, ".."),
     stdio: "ignore",
   });

@@ -23,9 +23,9 @@ async function main(): Promise<void> {
   const logger = createLogger("waf-reader", config.LOG_LEVEL);
   if (!config.SCORER_FUNCTION)
     throw new ConfigError("SCORER_FUNCTION", "is required by the reader");
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, {}, logger);
   // Blocking reads get their own connection, with no per-command timeout (it would kill BLOCK).
-  const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null }, logger);
   const lambda = new LambdaClient({ maxAttempts: 1 });
   const names = streamNames(config);
   const consumer = config.CONSUMER_NAME ?? `${hostname()}-${process.pid}`;

@@ -3,9 +3,10 @@
  * Powertools logger, and client construction. Clients are built once per process (module
  * scope in the handlers) and reused across invocations.
  */
-import { Logger } from "@aws-lambda-powertools/logger";
+import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import { Redis, type RedisOptions } from "ioredis";
 import { type Config, loadConfig } from "../../core/config.ts";
+import type { Logger } from "../../core/lib/logger.ts";
 
 /** SST secret (linked resource) → the environment variable it stands for (SPEC §6). */
 const SECRETS: Record<string, string> = {
@@ -69,8 +70,8 @@ const POWERTOOLS_LEVELS = {
 } as const;
 
 /** A Powertools logger (structured JSON: level, message, timestamp, service). */
-export function createLogger(serviceName: string, level: Config["LOG_LEVEL"]): Logger {
-  return new Logger({
+export function createLogger(serviceName: string, level: Config["LOG_LEVEL"]): PowertoolsLogger {
+  return new PowertoolsLogger({
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? serviceName,
     logLevel: POWERTOOLS_LEVELS[level],
   });
@@ -78,15 +79,25 @@ export function createLogger(serviceName: string, level: Config["LOG_LEVEL"]): L
 
 /**
  * A Redis client for REDIS_URL (`rediss://` for TLS, passwords in the URL). Commands fail
- * fast while disconnected instead of queueing without bound.
+ * fast while disconnected instead of queueing without bound. Connection errors are logged
+ * (at most one line per 10 s, the error's code only: no address, no URL) instead of
+ * ioredis's "Unhandled error event"; the client keeps reconnecting by itself.
  */
-export function createRedis(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, {
+export function createRedis(url: string, extra: RedisOptions = {}, logger?: Logger): Redis {
+  const redis = new Redis(url, {
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
     connectTimeout: 5000,
     ...extra,
   });
+  let lastLoggedAt = 0;
+  redis.on("error", (err: NodeJS.ErrnoException) => {
+    const now = Date.now();
+    if (now - lastLoggedAt < 10_000) return;
+    lastLoggedAt = now;
+    logger?.warn("redis connection error; reconnecting", { error: err.code ?? err.name });
+  });
+  return redis;
 }
 
 export { readMaliciousIpsFile } from "./malicious-ips.ts";
