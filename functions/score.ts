@@ -2,6 +2,7 @@
  * The scoring function (SPEC §5): `{ records: [{ id, data, deliveryCount }] }` in,
  * `{ batchItemFailures, rejected }` out. Middleware first, the use case last.
  */
+
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -12,6 +13,7 @@ import type { Context } from "aws-lambda";
 import { z } from "zod";
 import type { AlertQueue } from "../core/alert/alert-queue.ts";
 import type { Config } from "../core/config.ts";
+import { emptyTally, LevelCounts } from "../core/metrics/level-counts.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
 import { maskIp } from "../core/privacy/privacy.ts";
 import { ReputationCache, reputationCacheOptions } from "../core/reputation/cache.ts";
@@ -34,6 +36,8 @@ export interface ScoreDeps {
   logger: Logger;
   /** CloudWatch EMF metrics (functions/shared/metrics.ts); optional in tests. */
   metrics?: Metrics;
+  /** Per-minute counts by level for the live view (core/metrics/level-counts.ts); best effort. */
+  counts?: Pick<LevelCounts, "add">;
 }
 
 const LEVEL_METRIC = {
@@ -72,7 +76,7 @@ export function createHandler(deps: ScoreDeps) {
     if (!parsed.success) {
       throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
     }
-    const levels = { critical: 0, high: 0, medium: 0, low: 0 };
+    const levels = emptyTally();
     const { batchItemFailures, rejected, summary } = await scoreBatch(parsed.data, {
       settings,
       writer: deps.writer,
@@ -94,6 +98,11 @@ export function createHandler(deps: ScoreDeps) {
       onFailed: (id, reason) => logger.warn("record failed", { stream_id: id, reason }),
     });
     logger.info("batch scored", { records: parsed.data.records.length, ...summary });
+    await deps.counts
+      ?.add(levels, Date.now())
+      .catch((err: Error) =>
+        logger.warn("could not count scored events for the live view", { error: err.name }),
+      );
     if (metrics) {
       const processed = parsed.data.records.length - summary.rejected - summary.failed;
       metrics.addMetric("EventsProcessed", MetricUnit.Count, processed);
@@ -116,10 +125,9 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   if (!c.ALERT_FUNCTION)
     logger.warn("ALERT_FUNCTION is not set: critical events cannot be alerted");
   // Threat-intelligence set and repeat offenders: opt-in, held in memory, reloaded in the background.
+  const redis = createRedis(c.REDIS_URL, {}, logger);
   const reputation = reputationCacheOptions(c);
-  const sources = reputation
-    ? [new ReputationCache(createRedis(c.REDIS_URL, {}, logger), { ...reputation, logger })]
-    : [];
+  const sources = reputation ? [new ReputationCache(redis, { ...reputation, logger })] : [];
   await Promise.all(sources.map((s) => s.start()));
   return {
     settings: scorerSettingsFrom(c, {
@@ -130,6 +138,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
     alerts: createAlertQueue(new LambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
     logger,
     metrics: createMetrics("waf-scorer"),
+    counts: new LevelCounts(redis, c.ALERT_LIST_KEY),
   };
 }
 

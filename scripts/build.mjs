@@ -17,7 +17,15 @@
  *   node scripts/build.mjs cli        the `waf` command only
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -107,7 +115,14 @@ export async function buildCli() {
     banner: { js: REQUIRE_SHIM },
     logLevel: "warning",
   });
+  // The live view's page: read at run time next to the module that serves it.
+  const staticSrc = path.join(root, "local/web/static");
+  cpSync(staticSrc, path.join(tmp, "static"), { recursive: true });
   const inputs = sourcesOf(result.metafile);
+  for (const name of readdirSync(staticSrc).sort()) {
+    const s = statSync(path.join(staticSrc, name));
+    inputs[`local/web/static/${name}`] = { size: s.size, mtimeMs: s.mtimeMs };
+  }
   const hash = createHash("sha256").update(JSON.stringify(inputs)).digest("hex").slice(0, 8);
   // Unique per build: a `waf` started a moment ago may still be loading the previous one.
   const dir = `cli-${hash}-${Date.now().toString(36)}-${process.pid}`;

@@ -12,6 +12,7 @@
  * Alert fields come from attackers' requests: the page renders them as text only, and the
  * Content-Security-Policy forbids inline script as a second line of defence.
  */
+
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,6 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { alertListPages, alertListSummary, parseListedAlert } from "../../core/alert/alert-list.ts";
+import { type EventRates, LevelCounts } from "../../core/metrics/level-counts.ts";
 import type { StreamNames } from "../../core/stream/keys.ts";
 import { streamStatus } from "../../core/stream/status.ts";
 import { type ListedAlertLike, summarise, type WindowSummary } from "./summary.ts";
@@ -58,6 +60,8 @@ export interface Snapshot {
     donePerS: number | null;
   } | null;
   dlq: { key: string; length: number } | null;
+  /** Every scored event (not only alerts), from the scorer's per-minute counts. */
+  scored: EventRates | null;
   alerts: { key: string; total: number; recent: ListedAlertLike[] } | null;
   lastHour: (WindowSummary & { scanned: number; truncated: boolean }) | null;
 }
@@ -119,6 +123,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
   let lastDone: { at: number; done: number } | undefined;
   let inFlight: Promise<Snapshot> | undefined;
 
+  const counts = new LevelCounts(o.redis, o.alertListKey);
   const compute = async (): Promise<Snapshot> => {
     const base = {
       generatedAt: Date.now(),
@@ -126,8 +131,12 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
       redis: { label: o.redisLabel, ok: true } as Snapshot["redis"],
     };
     try {
-      const [time] = await o.redis.time();
+      const [time, micros] = await o.redis.time();
       const now = Number(time);
+      const scored = await counts.window(
+        now * 1000 + Math.floor(Number(micros) / 1000),
+        windowSeconds,
+      );
       const status = await streamStatus(o.redis, o.names, { withConsumers: true });
       const { length: total } = await alertListSummary(o.redis, o.alertListKey);
       // The list is newest first by listed_at: read pages until the window is passed.
@@ -165,6 +174,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
           donePerS,
         },
         dlq: { key: o.names.dlq, length: status.dlqLength },
+        scored,
         alerts: { key: o.alertListKey, total, recent: alerts.slice(0, recentCount) },
         lastHour: {
           ...summarise(alerts, now, windowSeconds),
@@ -175,7 +185,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
     } catch (err) {
       // Keep showing the last data, marked stale by the error.
       return {
-        ...(last ?? { stream: null, dlq: null, alerts: null, lastHour: null }),
+        ...(last ?? { stream: null, dlq: null, scored: null, alerts: null, lastHour: null }),
         ...base,
         redis: { label: o.redisLabel, ok: false, error: (err as Error).message },
       };

@@ -121,7 +121,9 @@ function render(s) {
     setText("stream-length", num(s.stream.length));
     setText("lag", s.stream.groupExists ? num(s.stream.lag) : "no group");
     setText("pending", num(s.stream.pending));
-    setText("rate", s.stream.donePerS == null ? "–" : num(Math.round(s.stream.donePerS)));
+    // The scorer's own count when it keeps one, else what the consumer group finished.
+    const rate = s.scored ? s.scored.perSecond : s.stream.donePerS;
+    setText("rate", rate == null ? "–" : num(Math.round(rate)));
     $("lag").parentElement.classList.toggle("warn", (s.stream.lag || 0) > 1000);
   }
   if (s.dlq) {
@@ -132,14 +134,16 @@ function render(s) {
     setText("alerts-total", num(s.alerts.total));
     renderAlerts(s.alerts.recent || []);
   }
+  if (s.scored) {
+    setText("events-hour", num(s.scored.events));
+    bars(
+      $("levels"),
+      LEVELS.map((l) => ({ label: l, count: s.scored.byLevel[l] || 0, cls: `lvl-${l}` })),
+    );
+  }
   const h = s.lastHour;
   if (h) {
     setText("alerts-hour", num(h.alerts) + (h.truncated ? "+" : ""));
-    const levels = [...LEVELS, ...Object.keys(h.byLevel).filter((l) => !LEVELS.includes(l))];
-    bars(
-      $("levels"),
-      levels.map((l) => ({ label: l, count: h.byLevel[l] || 0, cls: `lvl-${l}` })),
-    );
     bars(
       $("severity"),
       h.bySeverity.map((b) => ({ label: b.label, count: b.count })),
