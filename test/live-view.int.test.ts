@@ -276,7 +276,9 @@ describe("live view", () => {
         { timeout: 20_000 },
       );
       // The list's length is read a moment before its rows: the tile catches up on the next update.
-      await page.waitForFunction(() => document.querySelector("#alerts-total")?.textContent === "7");
+      await page.waitForFunction(
+        () => document.querySelector("#alerts-total")?.textContent === "7",
+      );
 
       mkdirSync(join(ROOT, ".tmp"), { recursive: true });
       await page.screenshot({ path: SHOT, fullPage: true });
