@@ -7,8 +7,6 @@
  * 130 interrupted.
  */
 import { ConfigError, loadConfig } from "../core/config.ts";
-import { scorerSettingsFrom } from "../core/scorer.ts";
-import { readMaliciousIpsFile } from "../functions/shared/malicious-ips.ts";
 import { UsageError } from "./args.ts";
 import {
   alertsCommand,
@@ -19,13 +17,17 @@ import {
   viewCommand,
 } from "./commands.ts";
 import { maskRedisUrl, RedisUnreachableError } from "./redis.ts";
-import { openInput, scoreStream } from "./score.ts";
+import { scoreCommand } from "./score.ts";
 
 const USAGE = `usage: waf <command> [options]
 
 commands:
-  score [FILE]                 score JSON-lines audit records (stdin when no FILE); one JSON
-                               line out per line; no services needed
+  score [FILE]                 score JSON-lines audit records (stdin when no FILE, .gz too); one
+                               JSON line out per line; no services needed
+  score --report [FILE] [--labels FILE]
+                               the level table of SCORING_PROFILE by blocked/passed, CRS rule
+                               category and score against the threshold (--labels: JSON lines
+                               with unique_id and kind, for a row per kind)
   replay FILE|DIR… [--rate N]  put every non-blank line on the stream, verbatim (.gz too;
          [--maxlen N]          a DIR means its .json/.jsonl/.ndjson/.log/.gz files; - is stdin)
   alerts [--follow] [--level L[,L]] [--ip IP] [--rule ID] [--limit N] [--json]
@@ -52,16 +54,8 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
     return 0;
   }
   switch (command) {
-    case "score": {
-      const config = loadConfig(env);
-      const settings = scorerSettingsFrom(config, {
-        maliciousEntries: readMaliciousIpsFile(config.MALICIOUS_IPS_FILE),
-      });
-      const input = openInput(args[0]);
-      const { scored, invalid } = await scoreStream(input, io.stdout, settings);
-      io.stderr.write(`waf score: ${scored} scored, ${invalid} invalid\n`);
-      return 0;
-    }
+    case "score":
+      return scoreCommand(args, env, io);
     case "replay":
       return replayCommand(args, loadConfig(env), io);
     case "alerts":
