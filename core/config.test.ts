@@ -111,6 +111,7 @@ describe("loadConfig", () => {
     ["CAMPAIGN_WINDOW_S", "86401"],
     ["CAMPAIGN_MIN_EVENTS", "-1"],
     ["CAMPAIGN_MIN_EVENTS", "twenty"],
+    ["CAMPAIGN_MIN_EVENTS", "10001"],
   ])("stops on a bad %s (%j) naming the variable", (name, value) => {
     let err: unknown;
     try {

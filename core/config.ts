@@ -213,8 +213,11 @@ export const configSchema = z
       .pipe(z.enum(PROFILES, { error: "must be seed or crs" })),
     /** Campaign alerts: the processing-time window per client, in seconds. */
     CAMPAIGN_WINDOW_S: int(300, 1, 86_400),
-    /** Campaign alerts: valid events of one client in a window that raise one; 0 turns them off. */
-    CAMPAIGN_MIN_EVENTS: int(20, 0, 1_000_000),
+    /**
+     * Campaign alerts: valid events of one client in a window that raise one; 0 turns them off.
+     * Bounded: each counted transaction is remembered (in Redis) until the window fires.
+     */
+    CAMPAIGN_MIN_EVENTS: int(20, 0, 10_000),
     MALICIOUS_IPS: ipList,
     MALICIOUS_IPS_FILE: optStr,
     ALLOWLIST_IPS: ipList,
