@@ -58,6 +58,14 @@ const CORPORA: Corpus[] = [
     paranoiaLevel: 2,
   },
   {
+    name: "CRS 3.3.4 PL2 DetectionOnly",
+    records: "crs3-pl2-detect.jsonl.gz",
+    labels: "labels-crs3-pl2-detect.jsonl.gz",
+    blocking: false,
+    benignSent: 300,
+    paranoiaLevel: 2,
+  },
+  {
     name: "CRS 4.28 PL1 blocking (sample)",
     records: "crs4-pl1-sample.jsonl.gz",
     labels: "labels-crs4-pl1-sample.jsonl.gz",
@@ -85,6 +93,11 @@ interface Scored {
   total: number | undefined;
   threshold: number;
   appAttack: boolean;
+  /**
+   * The part of the Total Score that paranoia-level-1 rules (or rules without a level)
+   * account for, by their logged severities; the whole score at paranoia level 1.
+   */
+  pl1Total: number | undefined;
   leakage: boolean;
   blocked: boolean;
   reached: boolean;
@@ -106,8 +119,20 @@ function load(c: Corpus, env: Record<string, string> = {}): Scored[] {
     const tx = (JSON.parse(text) as { transaction: Record<string, unknown> }).transaction;
     const messages = (tx.messages ?? []) as Array<{
       message?: string;
-      details?: { ruleId?: string; match?: string };
+      details?: { ruleId?: string; match?: string; severity?: string; tags?: string[] };
     }>;
+    let points = 0;
+    let pl1 = 0;
+    for (const m of messages) {
+      const id = Number(m.details?.ruleId);
+      if (!(id >= 911000 && id <= 948999)) continue;
+      const p =
+        ({ "2": 5, "3": 4, "4": 3, "5": 2 } as Record<string, number>)[m.details?.severity ?? ""] ??
+        0;
+      points += p;
+      const level = (m.details?.tags ?? []).find((t) => t.startsWith("paranoia-level/"));
+      if (level === undefined || level === "paranoia-level/1") pl1 += p;
+    }
     const ruleIds = messages.map((m) => String(m.details?.ruleId ?? ""));
     const eval949 = messages.find((m) => m.details?.ruleId === "949110");
     const total = eval949
@@ -126,6 +151,7 @@ function load(c: Corpus, env: Record<string, string> = {}): Scored[] {
       total,
       threshold: thr ? Number(thr[1]) : 5,
       appAttack: n.some((x) => x >= 930000 && x <= 944999),
+      pl1Total: total === undefined ? undefined : points === 0 ? total : (total * pl1) / points,
       leakage: n.some((x) => x >= 950000 && x <= 956999),
       blocked,
       reached: !c.blocking || (code !== undefined && code >= 200 && code < 300),
@@ -178,6 +204,11 @@ describe.each(CORPORA)("SCORING_PROFILE=crs on $name", (c) => {
     reached.filter((r) => (r.total as number) >= 2 * r.threshold),
     (r) => r.score.level === "critical",
   );
+  // Above paranoia level 1: critical exactly when the PL1 part reaches 2× the threshold.
+  const reached2xPl1 = share(
+    reached.filter((r) => (r.total as number) >= 2 * r.threshold),
+    (r) => (r.score.level === "critical") === (r.pl1Total as number) >= 2 * r.threshold,
+  );
   const leakage = share(
     all.filter((r) => r.leakage),
     (r) => r.score.level === "critical",
@@ -224,10 +255,19 @@ describe.each(CORPORA)("SCORING_PROFILE=crs on $name", (c) => {
     },
   );
 
-  it.skipIf(reached2x.n === 0)(
+  it.skipIf(reached2x.n === 0 || c.paranoiaLevel > 1)(
     `makes an attack that reached the application at ≥ 2× the threshold critical: ${reached2x.text}`,
     () => {
       expect(reached2x.pct, reached2x.text).toBeGreaterThanOrEqual(95);
+    },
+  );
+
+  it.skipIf(reached2x.n === 0 || c.paranoiaLevel === 1)(
+    `above paranoia level 1, makes a passed attack at ≥ 2× critical when its PL1 part is ≥ 2×, else high (critical: ${reached2x.text}; rule kept: ${reached2xPl1.text})`,
+    () => {
+      expect(reached2xPl1.pct, reached2xPl1.text).toBe(100);
+      expect(reached2x.met).toBeGreaterThan(0);
+      expect(reached.filter((r) => r.score.level === "critical").length).toBe(reached2x.met);
     },
   );
 

@@ -139,9 +139,9 @@ describe("crs facts", () => {
     [
       "the stated threshold, and the highest paranoia level",
       [
-        m("942100", { paranoiaLevel: 1 }),
-        m("942200", { paranoiaLevel: 2 }),
-        m("949110", { threshold: 7 }),
+        m("942100", { paranoiaLevel: 1, severity: "2" }),
+        m("942200", { paranoiaLevel: 2, severity: "2" }),
+        m("949110", { threshold: 7, severity: "2" }),
       ],
       undefined,
       {
@@ -149,7 +149,8 @@ describe("crs facts", () => {
         thresholdStated: true,
         paranoiaLevel: 2,
         applicationAttack: true,
-        applicationAttackAtPl1: true,
+        inboundPoints: 10,
+        pl1Points: 5,
       },
     ],
     [
@@ -160,15 +161,33 @@ describe("crs facts", () => {
     ],
     [
       "application-attack rules only at paranoia level 2",
-      [m("942200", { paranoiaLevel: 2 }), m("941101", { paranoiaLevel: 2 })],
+      [
+        m("942200", { paranoiaLevel: 2, severity: "2" }),
+        m("941101", { paranoiaLevel: 3, severity: 4 }),
+      ],
       undefined,
-      { applicationAttack: true, applicationAttackAtPl1: false },
+      { applicationAttack: true, inboundPoints: 8, pl1Points: 0, paranoiaLevel: 3 },
     ],
     [
-      "a rule without a level counts as level 1",
-      [m("932100")],
+      "a rule without a level counts as level 1; severities by CRS points",
+      [
+        m("932100", { severity: "2" }),
+        m("920350", { severity: "4", paranoiaLevel: 1 }),
+        m("920300", { severity: 5, paranoiaLevel: 2 }),
+      ],
       undefined,
-      { applicationAttack: true, applicationAttackAtPl1: true, paranoiaLevel: undefined },
+      { applicationAttack: true, inboundPoints: 10, pl1Points: 8 },
+    ],
+    [
+      "only inbound detection rules 911000–948999 carry points",
+      [
+        m("949110", { severity: "2" }),
+        m("959100", { severity: "2" }),
+        m("951120", { severity: "2" }),
+        m("200002", { severity: "2" }),
+      ],
+      undefined,
+      { inboundPoints: 0, pl1Points: 0, leakage: true },
     ],
     [
       "the range 930000–944999 exactly",
@@ -207,8 +226,9 @@ describe("crs severity", () => {
     threshold: 5,
     thresholdStated: true,
     applicationAttack: true,
-    applicationAttackAtPl1: true,
     leakage: false,
+    inboundPoints: 10,
+    pl1Points: 10,
     paranoiaLevel: 1,
     ...over,
   });
@@ -242,11 +262,32 @@ describe("crs severity", () => {
     [
       "passed attack seen only by PL2 rules stays high",
       25,
-      { blocked: false, applicationAttackAtPl1: false },
+      { blocked: false, pl1Points: 0 },
       79,
       "high",
     ],
-    ["a blocked attack seen only by PL2 rules", 20, { applicationAttackAtPl1: false }, 60, "high"],
+    [
+      "passed attack whose PL1 part is under 2× the threshold stays high",
+      10,
+      { blocked: false, pl1Points: 5, inboundPoints: 10, paranoiaLevel: 2 },
+      79,
+      "high",
+    ],
+    [
+      "passed attack whose PL1 part reaches 2× the threshold is critical",
+      23,
+      { blocked: false, pl1Points: 10, inboundPoints: 23, paranoiaLevel: 2 },
+      100,
+      "critical",
+    ],
+    [
+      "nothing logged with points: the whole score counts",
+      10,
+      { blocked: false, pl1Points: 0, inboundPoints: 0 },
+      80,
+      "critical",
+    ],
+    ["a blocked attack seen only by PL2 rules", 20, { pl1Points: 0 }, 60, "high"],
     [
       "passed, not an application attack, at the threshold",
       5,
@@ -299,13 +340,13 @@ describe("crs severity", () => {
   it("never decreases as the score rises, in every situation", () => {
     for (const blocked of [true, false, null]) {
       for (const applicationAttack of [true, false]) {
-        for (const applicationAttackAtPl1 of [true, false]) {
+        for (const pl1Points of [10, 5, 0]) {
           for (const leakage of [true, false]) {
             for (const threshold of [1, 3, 5, 7, 25]) {
               const f = facts({
                 blocked,
                 applicationAttack,
-                applicationAttackAtPl1,
+                pl1Points,
                 leakage,
                 threshold,
               });

@@ -16,10 +16,12 @@
  *
  * Below the threshold the severity rises linearly from 0 to the situation's value at S = T.
  * "Reached the application" is every record not known to be blocked (DetectionOnly, below the
- * threshold, or unknown). A passed attack whose application-attack rules all belong to
- * paranoia level 2 or above stays below critical (those rules are the false-positive-prone
- * ones). Any outbound leakage rule (950–956) lifts the severity to at least 90. The caller
- * adds the reputation bonus and cuts levels with `SEVERITY_THRESHOLDS` (80/60/40), as for seed.
+ * threshold, or unknown). A passed attack becomes critical only when the paranoia-level-1 part
+ * of its score also reaches 2 × T (S × the PL1 share of the logged rule points, rules without a
+ * level counting as PL1): higher paranoia levels add the false-positive-prone rules, and alone
+ * they make it high at most. At paranoia level 1 that part is the whole score. Any outbound
+ * leakage rule (950–956) lifts the severity to at least 90. The caller adds the reputation
+ * bonus and cuts levels with `SEVERITY_THRESHOLDS` (80/60/40), as for seed.
  */
 import type { CrsFacts } from "./facts.ts";
 
@@ -35,8 +37,13 @@ export interface CrsSituation {
 export interface CrsProfile {
   blocked: { attack: CrsSituation; other: CrsSituation };
   passed: { attack: CrsSituation; other: CrsSituation };
-  /** Ceiling of a passed attack seen only by paranoia level ≥ 2 rules (just below critical). */
+  /**
+   * Ceiling (just below critical) of a passed attack whose paranoia-level-1 part of the score
+   * stays under {@link CrsProfile.criticalThresholds} × T.
+   */
   higherParanoiaMax: number;
+  /** The multiple of the threshold the paranoia-level-1 part must reach for critical. */
+  criticalThresholds: number;
   /** Floor of any record where an outbound leakage rule fired. */
   leakage: number;
 }
@@ -52,6 +59,7 @@ export const CRS_PROFILE: Readonly<CrsProfile> = Object.freeze({
     other: { atThreshold: 40, perThreshold: 10, max: 70 },
   },
   higherParanoiaMax: 79,
+  criticalThresholds: 2,
   leakage: 90,
 });
 
@@ -78,7 +86,13 @@ export function crsSeverity(
     score < t
       ? Math.floor((s.atThreshold * score) / t)
       : Math.min(s.max, s.atThreshold + Math.floor((s.perThreshold * (score - t)) / t));
-  if (facts.blocked !== true && facts.applicationAttack && !facts.applicationAttackAtPl1) {
+  // score × pl1Points / inboundPoints < k × t, without division (nothing logged: share 1).
+  if (
+    facts.blocked !== true &&
+    facts.applicationAttack &&
+    facts.inboundPoints > 0 &&
+    score * facts.pl1Points < profile.criticalThresholds * t * facts.inboundPoints
+  ) {
     severity = Math.min(severity, profile.higherParanoiaMax);
   }
   if (facts.leakage) severity = Math.max(severity, profile.leakage);

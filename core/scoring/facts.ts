@@ -5,6 +5,7 @@
  * Read from the normalised event only; pure.
  */
 import type { WafEvent } from "../event/types.ts";
+import { severityPoints } from "./anomaly.ts";
 
 /** CRS's default inbound anomaly threshold (REQUEST-901), used when the record states none. */
 export const DEFAULT_INBOUND_THRESHOLD = 5;
@@ -36,8 +37,15 @@ export interface CrsFacts {
   thresholdStated: boolean;
   /** A rule 930000–944999 (LFI, RFI, RCE, PHP, generic, XSS, SQLi, session fixation, Java) fired. */
   applicationAttack: boolean;
-  /** One of those rules is tagged paranoia level 1, or carries no level (unknown counts as 1). */
-  applicationAttackAtPl1: boolean;
+  /**
+   * The logged points (by severity: critical 5, error 4, warning 3, notice 2) of the inbound
+   * detection rules 911000–948999 that matched, and of those among them tagged paranoia level 1
+   * or with no level (unknown counts as 1). Not a score — a rule matching several variables
+   * scores once per match but is logged once — only the share of the score that paranoia
+   * level 1 accounts for: `score × pl1Points / inboundPoints`.
+   */
+  inboundPoints: number;
+  pl1Points: number;
   /** An outbound data-leakage rule 950000–956999 fired: the response leaked. */
   leakage: boolean;
   /** The highest `paranoia-level/N` among the rules that matched; undefined when none says. */
@@ -106,34 +114,37 @@ export function blockedOf(
 export function crsFacts(event: WafEvent): CrsFacts {
   let threshold: number | undefined;
   let applicationAttack = false;
-  let applicationAttackAtPl1 = false;
   let leakage = false;
   let paranoiaLevel: number | undefined;
-  const consider = (id: string | undefined, pl: number | undefined) => {
-    const n = ruleNumber(id);
-    if (isApplicationAttackRule(n)) {
-      applicationAttack = true;
-      if (pl === undefined || pl <= 1) applicationAttackAtPl1 = true;
-    } else if (isLeakageRule(n)) {
-      leakage = true;
-    }
+  let inboundPoints = 0;
+  let pl1Points = 0;
+  const consider = (n: number) => {
+    if (isApplicationAttackRule(n)) applicationAttack = true;
+    else if (isLeakageRule(n)) leakage = true;
   };
   for (const m of event.messages) {
     if (threshold === undefined && m.threshold !== undefined) threshold = m.threshold;
     if (m.paranoiaLevel !== undefined && (paranoiaLevel ?? 0) < m.paranoiaLevel) {
       paranoiaLevel = m.paranoiaLevel;
     }
-    consider(m.ruleId, m.paranoiaLevel);
+    const n = ruleNumber(m.ruleId);
+    consider(n);
+    if (n >= 911000 && n <= 948999) {
+      const points = severityPoints(m.severity);
+      inboundPoints += points;
+      if (m.paranoiaLevel === undefined || m.paranoiaLevel <= 1) pl1Points += points;
+    }
   }
   // The router's classification names a rule too (it counts for categories as well).
-  consider(event.classificationRuleId, undefined);
+  consider(ruleNumber(event.classificationRuleId));
   return {
     blocked: blockedOf(event),
     threshold: threshold ?? DEFAULT_INBOUND_THRESHOLD,
     thresholdStated: threshold !== undefined,
     applicationAttack,
-    applicationAttackAtPl1,
     leakage,
+    inboundPoints,
+    pl1Points,
     paranoiaLevel,
   };
 }
