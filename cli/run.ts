@@ -14,8 +14,12 @@ import { RedisUnreachableError } from "./errors.ts";
 const USAGE = `usage: waf <command> [options]
 
 commands:
-  score [FILE]                 score JSON-lines audit records (stdin when no FILE); one JSON
-                               line out per line; no services needed
+  score [FILE]                 score JSON-lines audit records (stdin when no FILE, .gz too); one
+                               JSON line out per line; no services needed
+  score --report [FILE] [--labels FILE]
+                               the level table of SCORING_PROFILE by blocked/passed, CRS rule
+                               category and score against the threshold (--labels: JSON lines
+                               with unique_id and kind, for a row per kind)
   replay FILE|DIR… [--rate N]  put every non-blank line on the stream, verbatim (.gz too;
          [--maxlen N]          a DIR means its .json/.jsonl/.ndjson/.log/.gz files; - is stdin)
   alerts [--follow] [--level L[,L]] [--ip IP] [--rule ID] [--limit N] [--json]
@@ -44,25 +48,8 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
   switch (command) {
     // Each command loads its own modules: `waf --help` reads none of them (ioredis, zod, …).
     case "score": {
-      const [
-        { loadConfig },
-        { scorerSettingsFrom },
-        { readMaliciousIpsFile },
-        { openInput, scoreStream },
-      ] = await Promise.all([
-        import("../core/config.ts"),
-        import("../core/scorer.ts"),
-        import("../functions/shared/malicious-ips.ts"),
-        import("./score.ts"),
-      ]);
-      const config = loadConfig(env);
-      const settings = scorerSettingsFrom(config, {
-        maliciousEntries: readMaliciousIpsFile(config.MALICIOUS_IPS_FILE),
-      });
-      const input = openInput(args[0]);
-      const { scored, invalid } = await scoreStream(input, io.stdout, settings);
-      io.stderr.write(`waf score: ${scored} scored, ${invalid} invalid\n`);
-      return 0;
+      const { scoreCommand } = await import("./score.ts");
+      return scoreCommand(args, env, io);
     }
     case "replay":
     case "alerts":

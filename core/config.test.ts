@@ -36,6 +36,9 @@ describe("loadConfig", () => {
       PAGERDUTY_MIN_SEVERITY: 90,
       PAGERDUTY_EVENTS_URL: "https://events.pagerduty.com/v2/enqueue",
       HEALTH_PORT: 8080,
+      SCORING_PROFILE: "seed",
+      CAMPAIGN_WINDOW_S: 300,
+      CAMPAIGN_MIN_EVENTS: 20,
     });
     // Unset: the reader names itself host-pid at start-up (functions/reader/main.ts).
     expect(c.CONSUMER_NAME).toBeUndefined();
@@ -65,6 +68,17 @@ describe("loadConfig", () => {
     });
   });
 
+  it.each([
+    [{ SCORING_PROFILE: "crs" }, { SCORING_PROFILE: "crs" }],
+    [{ SCORING_PROFILE: " CRS " }, { SCORING_PROFILE: "crs" }],
+    [{ SCORING_PROFILE: "seed" }, { SCORING_PROFILE: "seed" }],
+    [{ CAMPAIGN_WINDOW_S: "60" }, { CAMPAIGN_WINDOW_S: 60 }],
+    [{ CAMPAIGN_MIN_EVENTS: "0" }, { CAMPAIGN_MIN_EVENTS: 0 }],
+    [{ CAMPAIGN_MIN_EVENTS: "5" }, { CAMPAIGN_MIN_EVENTS: 5 }],
+  ])("reads the scoring profile and campaign settings %j", (env, expected) => {
+    expect(loadConfig(env)).toMatchObject(expected);
+  });
+
   it("treats blank values as unset", () => {
     expect(loadConfig({ BATCH_SIZE: " ", SLACK_WEBHOOK_URL: "" }).BATCH_SIZE).toBe(100);
   });
@@ -91,6 +105,14 @@ describe("loadConfig", () => {
     ["IP_MASKING", "partial"],
     ["LOG_LEVEL", "loud"],
     ["SLACK_WEBHOOK_URL", "hooks.slack.com/x"],
+    ["SCORING_PROFILE", "strict"],
+    ["SCORING_PROFILE", "seed,crs"],
+    ["CAMPAIGN_WINDOW_S", "0"],
+    ["CAMPAIGN_WINDOW_S", "5m"],
+    ["CAMPAIGN_WINDOW_S", "86401"],
+    ["CAMPAIGN_MIN_EVENTS", "-1"],
+    ["CAMPAIGN_MIN_EVENTS", "twenty"],
+    ["CAMPAIGN_MIN_EVENTS", "10001"],
   ])("stops on a bad %s (%j) naming the variable", (name, value) => {
     let err: unknown;
     try {

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { IpSet } from "./event/ip.ts";
 import { DEFAULT_WEIGHTS } from "./scoring/categories.ts";
+import { PROFILES } from "./scoring/score.ts";
 
 export class ConfigError extends Error {
   constructor(
@@ -206,6 +207,19 @@ export const configSchema = z
     MAX_RECORD_BYTES: int(1_048_576, 256, 5 * 1024 * 1024),
     SCORING_WEIGHTS: weights,
     SEVERITY_THRESHOLDS: thresholds,
+    /** `seed` (SPEC §3 formula) or `crs` (severity from what a real CRS record says happened). */
+    SCORING_PROFILE: z
+      .string()
+      .optional()
+      .transform((v) => (v ?? "seed").trim().toLowerCase())
+      .pipe(z.enum(PROFILES, { error: "must be seed or crs" })),
+    /** Campaign alerts: the processing-time window per client, in seconds. */
+    CAMPAIGN_WINDOW_S: int(300, 1, 86_400),
+    /**
+     * Campaign alerts: valid events of one client in a window that raise one; 0 turns them off.
+     * Bounded: each counted transaction is remembered (in Redis) until the window fires.
+     */
+    CAMPAIGN_MIN_EVENTS: int(20, 0, 10_000),
     MALICIOUS_IPS: ipList,
     MALICIOUS_IPS_FILE: optStr,
     ALLOWLIST_IPS: ipList,

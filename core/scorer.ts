@@ -66,6 +66,7 @@ export function scorerSettingsFrom(
       weights: config.SCORING_WEIGHTS,
       thresholds: config.SEVERITY_THRESHOLDS,
       reputationPoints: DEFAULT_SCORING.reputationPoints,
+      profile: config.SCORING_PROFILE,
     },
     reputation: Reputation.fromLists({
       malicious: [...config.MALICIOUS_IPS, ...(extra.maliciousEntries ?? [])],

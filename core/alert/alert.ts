@@ -7,7 +7,15 @@ import { eventUnixSeconds } from "../metrics/point.ts";
 import { maskIp, type PrivacyConfig, redactUri } from "../privacy/privacy.ts";
 import type { Score, SeverityLevel } from "../scoring/score.ts";
 
+/** `event`: one critical transaction; `campaign`: one client's window (core/alert/campaign.ts). */
+export type AlertKind = "event" | "campaign";
+
 export interface Alert {
+  /**
+   * What the alert is about. Always set by this code; absent only on alerts listed before
+   * kinds existed (read those as `event`).
+   */
+  kind?: AlertKind;
   /** Unix seconds of the event (its own time, else its stream entry's). */
   timestamp: number;
   severity: number;
@@ -29,6 +37,7 @@ export function toAlert(
   privacy: PrivacyConfig,
 ): Alert {
   return {
+    kind: "event",
     timestamp: eventUnixSeconds(event, streamId),
     severity: score.severity,
     severity_level: score.level,

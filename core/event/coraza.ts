@@ -1,22 +1,27 @@
 /**
  * Format 3: Coraza JSON audit log (SPEC §2).
  * Top-level `messages[].{message, data.{id, severity, msg, tags, …}}` beside
- * `transaction.{id, timestamp, unix_timestamp, client_ip, request, response.status, is_interrupted}`;
+ * `transaction.{id, timestamp, unix_timestamp, client_ip, request, response.status,
+ * producer.rule_engine, is_interrupted}`;
  * ids and severities are integers, `unix_timestamp` is in nanoseconds (above 2^53), header values are arrays.
  */
 import { z } from "zod";
 import {
   anomalyScore,
+  bareMatch,
   classification,
   clientIp,
+  engineModeOf,
   type Fast,
   fastCommon,
   fastStatusCode,
   fastTxId,
   INVALID,
+  interruptedOf,
   isRecord,
   optString,
   ruleId,
+  ruleMatch,
   severity,
   statusCode,
   txId,
@@ -26,7 +31,15 @@ import type { WafEvent } from "./types.ts";
 
 const message = z.object({
   message: optString,
-  data: z.object({ id: ruleId, severity, msg: optString }).nullish(),
+  data: z
+    .object({
+      id: ruleId,
+      severity,
+      msg: optString,
+      tags: z.unknown().optional(),
+      match: z.unknown().optional(),
+    })
+    .nullish(),
 });
 
 export const corazaSchema = z.object({
@@ -41,6 +54,8 @@ export const corazaSchema = z.object({
       .object({ method: optString, uri: optString, host: z.unknown().optional() })
       .nullish(),
     response: z.object({ status: statusCode }).nullish(),
+    producer: z.unknown().optional(),
+    is_interrupted: z.unknown().optional(),
   }),
   messages: z.array(message).nullish(),
   classification,
@@ -54,18 +69,26 @@ export function corazaToEvent(rec: z.output<typeof corazaSchema>): WafEvent {
     clientIp: tx.client_ip,
     anomalyScore: tx.anomaly_score,
     classificationRuleId: rec.classification?.rule_id,
-    messages: (rec.messages ?? []).map((m) => ({
-      ruleId: m.data?.id,
-      severity: m.data?.severity,
-      message: m.message ?? undefined,
-      msg: m.data?.msg ?? undefined,
-    })),
+    messages: (rec.messages ?? []).map((m) =>
+      m.data
+        ? ruleMatch(
+            m.data.id,
+            m.data.severity,
+            m.message ?? undefined,
+            m.data.msg ?? undefined,
+            m.data.tags,
+            m.data.match,
+          )
+        : bareMatch(m.message ?? undefined),
+    ),
     timeNs: parseUnixTimestamp(tx.unix_timestamp) ?? parseCorazaTime(tx.timestamp),
     timePrecisionNs: PRECISION_MS,
     method: tx.request?.method ?? undefined,
     uri: tx.request?.uri ?? undefined,
     hostname: typeof tx.request?.host === "string" ? tx.request.host : undefined,
     responseCode: tx.response?.status,
+    engineMode: engineModeOf(tx.producer, "rule_engine"),
+    interrupted: interruptedOf(tx.is_interrupted),
   };
 }
 
@@ -96,5 +119,7 @@ export function corazaFast(rec: Record<string, unknown>): Fast<WafEvent> {
     uri,
     hostname: typeof host === "string" ? host : undefined,
     responseCode: response === undefined ? undefined : fastStatusCode(response.status),
+    engineMode: engineModeOf(tx.producer, "rule_engine"),
+    interrupted: interruptedOf(tx.is_interrupted),
   };
 }

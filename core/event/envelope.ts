@@ -6,6 +6,7 @@
 import { z } from "zod";
 import {
   anomalyScore,
+  bareMatch,
   classification,
   clientIp,
   type Fast,
@@ -16,6 +17,7 @@ import {
   isRecord,
   optString,
   ruleId,
+  ruleMatch,
   severity,
   txId,
 } from "./fields.ts";
@@ -24,7 +26,15 @@ import type { WafEvent } from "./types.ts";
 
 const message = z.object({
   message: optString,
-  details: z.object({ ruleId, msg: optString, severity }).nullish(),
+  details: z
+    .object({
+      ruleId,
+      msg: optString,
+      severity,
+      tags: z.unknown().optional(),
+      match: z.unknown().optional(),
+    })
+    .nullish(),
 });
 
 export const envelopeSchema = z.object({
@@ -56,18 +66,26 @@ export function envelopeToEvent(rec: z.output<typeof envelopeSchema>): WafEvent 
     clientIp: tx.client_ip,
     anomalyScore: tx.anomaly_score,
     classificationRuleId: rec.classification?.rule_id,
-    messages: (tx.messages ?? []).map((m) => ({
-      ruleId: m.details?.ruleId,
-      severity: m.details?.severity,
-      message: m.message ?? undefined,
-      msg: m.details?.msg ?? undefined,
-    })),
+    messages: (tx.messages ?? []).map((m) =>
+      m.details
+        ? ruleMatch(
+            m.details.ruleId,
+            m.details.severity,
+            m.message ?? undefined,
+            m.details.msg ?? undefined,
+            m.details.tags,
+            m.details.match,
+          )
+        : bareMatch(m.message ?? undefined),
+    ),
     timeNs: undefined,
     timePrecisionNs: PRECISION_MS,
     method: tx.request?.method ?? undefined,
     uri: tx.request?.uri ?? undefined,
     hostname: tx.request?.hostname ?? undefined,
     responseCode: responseCode(code),
+    engineMode: undefined,
+    interrupted: undefined,
   };
 }
 
@@ -99,5 +117,7 @@ export function envelopeFast(rec: Record<string, unknown>): Fast<WafEvent> {
     uri,
     hostname,
     responseCode: responseCode(response?.http_code ?? response?.status),
+    engineMode: undefined,
+    interrupted: undefined,
   };
 }

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { corazaText, envelope, fixtureLines } from "../../test/fixtures/records.ts";
+import { corazaText, corpusLines, envelope, fixtureLines } from "../../test/fixtures/records.ts";
 import { corazaFast } from "./coraza.ts";
 import { envelopeFast } from "./envelope.ts";
 import { type Fast, INVALID } from "./fields.ts";
@@ -51,6 +51,16 @@ const valid: Array<[string, unknown]> = [
     },
   ],
   ["a Coraza record", JSON.parse(corazaText({ id: "c1" }))],
+  // Real CRS 3 and CRS 4 records (blocking and DetectionOnly): threshold, tags, engine mode.
+  ...["crs3-pl1.jsonl.gz", "crs4-pl1-sample.jsonl.gz", "crs4-pl1-detect-sample.jsonl.gz"].flatMap(
+    (file) =>
+      corpusLines(file)
+        .filter((_l, i) => i % 50 === 0)
+        .map(
+          (l, i) =>
+            [`${file} record ${i * 50}`, JSON.parse(l.toString("utf8"))] as [string, unknown],
+        ),
+  ),
   [
     "a ModSecurity v3.0.2 record with the old id",
     { transaction: { id: "old-1", client_ip: "::ffff:1.2.3.4", time_stamp: "x", messages: null } },
@@ -87,9 +97,60 @@ describe("fast readers", () => {
       fc.constantFrom("1.2.3.4", "::1", "::ffff:1.2.3.4", "", " ", "942100", "949110", null),
       fc.constantFrom(0, -0, 1.5, 403, 1e21, 2 ** 53, Number.MAX_SAFE_INTEGER, "403"),
     );
+    const tags = fc.oneof(
+      anything,
+      fc.array(
+        fc.oneof(
+          anything,
+          fc.constantFrom(
+            "paranoia-level/1",
+            "paranoia-level/4",
+            "paranoia-level/5",
+            "paranoia-level/",
+          ),
+          fc.constantFrom(
+            "paranoia-level/12",
+            "PARANOIA-LEVEL/2",
+            "attack-sqli",
+            "paranoia-level/0",
+          ),
+        ),
+        { maxLength: 5 },
+      ),
+    );
+    const match = fc.oneof(
+      anything,
+      fc.constantFrom(
+        "Matched \"Operator `Ge' with parameter `5' against variable `TX:ANOMALY_SCORE' (Value: `10' )",
+        "Matched \"Operator `Ge' with parameter `0' against variable `TX:ANOMALY_SCORE' (Value: `0' )",
+        "with parameter `7' against variable `TX:BLOCKING_INBOUND_ANOMALY_SCORE'",
+        "with parameter `99999999' against variable `TX:ANOMALY_SCORE'",
+        "with parameter `4' against variable `TX:OUTBOUND_ANOMALY_SCORE'",
+      ),
+    );
     const details = fc.record(
-      { ruleId: anything, id: anything, severity: anything, msg: anything },
+      {
+        ruleId: fc.oneof(anything, fc.constantFrom("949110", "949111", 949110)),
+        id: fc.oneof(anything, fc.constantFrom("949110", 949111)),
+        severity: anything,
+        msg: anything,
+        tags,
+        match,
+      },
       { requiredKeys: [] },
+    );
+    const producer = fc.oneof(
+      anything,
+      fc.record(
+        {
+          secrules_engine: fc.oneof(
+            anything,
+            fc.constantFrom("Enabled", "DetectionOnly", "Disabled", "constructor", "__proto__"),
+          ),
+          rule_engine: fc.oneof(anything, fc.constantFrom("On", "DetectionOnly", "Off", "on ")),
+        },
+        { requiredKeys: [] },
+      ),
     );
     const msg = fc.record(
       {
@@ -108,7 +169,8 @@ describe("fast readers", () => {
         time_stamp: anything,
         unix_timestamp: anything,
         timestamp: anything,
-        producer: anything,
+        producer,
+        is_interrupted: fc.oneof(anything, fc.boolean()),
         request: fc.oneof(
           anything,
           fc.record(

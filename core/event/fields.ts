@@ -1,7 +1,7 @@
 /** zod building blocks shared by the three format schemas. */
 import { z } from "zod";
 import { isIp } from "./ip.ts";
-import type { RuleMatch } from "./types.ts";
+import type { EngineMode, RuleMatch } from "./types.ts";
 
 /**
  * Largest anomaly score accepted (real ones are in the tens). With weights bounded by config
@@ -65,6 +65,110 @@ function isTagSafe(v: string): boolean {
     if (c < 0x20 || c === 0x7f) return false;
   }
   return !v.endsWith("\\");
+}
+
+/*
+ * Facts the `crs` scoring profile reads. Each is read leniently by one function that both the
+ * zod path and the fast readers call, so both agree by construction: a value of the wrong type
+ * or shape is simply absent, never a reason to refuse the record. Every read is bounded.
+ */
+
+/** At most this many `tags` of one rule are looked at (CRS rules carry about ten). */
+const MAX_TAGS = 64;
+const PL_TAG = "paranoia-level/";
+
+/**
+ * The paranoia level a rule's `tags` declare (`paranoia-level/1` … `/4`); undefined when none.
+ * @example paranoiaLevelOf(["attack-sqli", "paranoia-level/2"]) // 2
+ */
+export function paranoiaLevelOf(tags: unknown): number | undefined {
+  if (!Array.isArray(tags)) return undefined;
+  const n = Math.min(tags.length, MAX_TAGS);
+  for (let i = 0; i < n; i++) {
+    const t: unknown = tags[i];
+    if (typeof t === "string" && t.length === PL_TAG.length + 1 && t.startsWith(PL_TAG)) {
+      const level = t.charCodeAt(PL_TAG.length) - 0x30;
+      if (level >= 1 && level <= 4) return level;
+    }
+  }
+  return undefined;
+}
+
+/** Only the head of `details.match` is read: the operator and its parameter come first. */
+const MAX_MATCH_SCAN = 400;
+/** The largest threshold believed; CRS defaults to 5, real set-ups stay in the tens. */
+export const MAX_THRESHOLD = 1_000_000;
+const THRESHOLD =
+  /with parameter `(\d{1,7})' against variable `TX:(?:BLOCKING_INBOUND_ANOMALY_SCORE|INBOUND_ANOMALY_SCORE|ANOMALY_SCORE)'/i;
+
+/**
+ * The inbound anomaly threshold of an evaluation message: for rules 949110/949111 only, the
+ * `parameter` of ModSecurity's `details.match` when the variable compared is the inbound anomaly
+ * score (CRS 3 `TX:ANOMALY_SCORE`, CRS 4 `TX:BLOCKING_INBOUND_ANOMALY_SCORE`); undefined
+ * otherwise, and for values outside 1–10^6.
+ * @example
+ * thresholdOf("949110", "Matched \"Operator `Ge' with parameter `5' against variable `TX:ANOMALY_SCORE' (Value: `10' )") // 5
+ */
+export function thresholdOf(ruleId: string | undefined, match: unknown): number | undefined {
+  if ((ruleId !== "949110" && ruleId !== "949111") || typeof match !== "string") return undefined;
+  const m = THRESHOLD.exec(match.length > MAX_MATCH_SCAN ? match.slice(0, MAX_MATCH_SCAN) : match);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n >= 1 && n <= MAX_THRESHOLD ? n : undefined;
+}
+
+const ENGINE_MODES: Readonly<Record<string, EngineMode>> = Object.freeze({
+  enabled: "on",
+  on: "on",
+  detectiononly: "detection-only",
+  disabled: "off",
+  off: "off",
+});
+
+/**
+ * The rule-engine mode a producer states: ModSecurity `secrules_engine` (`Enabled`,
+ * `DetectionOnly`, `Disabled`) or Coraza `rule_engine` (`On`, `DetectionOnly`, `Off`), in any
+ * case; undefined for anything else.
+ */
+export function engineModeOf(
+  producer: unknown,
+  field: "secrules_engine" | "rule_engine",
+): EngineMode | undefined {
+  if (!isRecord(producer)) return undefined;
+  const v = producer[field];
+  if (typeof v !== "string" || v.length > 32) return undefined;
+  const key = v.trim().toLowerCase();
+  // hasOwn: "constructor" or "__proto__" must not find Object.prototype's members.
+  return Object.hasOwn(ENGINE_MODES, key) ? ENGINE_MODES[key] : undefined;
+}
+
+/** Coraza's `is_interrupted`: a boolean, else undefined. */
+export function interruptedOf(v: unknown): boolean | undefined {
+  return typeof v === "boolean" ? v : undefined;
+}
+
+/** One rule match from its parts, the facts above included (both paths build it here). */
+export function ruleMatch(
+  ruleId: string | undefined,
+  severity: unknown,
+  message: string | undefined,
+  msg: string | undefined,
+  tags: unknown,
+  match: unknown,
+): RuleMatch {
+  return {
+    ruleId,
+    severity,
+    message,
+    msg,
+    paranoiaLevel: paranoiaLevelOf(tags),
+    threshold: thresholdOf(ruleId, match),
+  };
+}
+
+/** A rule match without details (no rule named). */
+export function bareMatch(message: string | undefined): RuleMatch {
+  return ruleMatch(undefined, undefined, message, undefined, undefined, undefined);
 }
 
 /** `classification` of the envelope (any format may carry it): `{ track, rule_id }`. */
@@ -164,7 +268,7 @@ export function fastClassificationRuleId(v: unknown): Fast<string | undefined> {
 
 /**
  * The rule matches of a nullish `messages` array whose items are
- * `{ message, <detailsKey>: { <idKey>, severity, msg } }` (details nullish).
+ * `{ message, <detailsKey>: { <idKey>, severity, msg, tags, match } }` (details nullish).
  */
 export function fastMessages(
   v: unknown,
@@ -182,13 +286,13 @@ export function fastMessages(
     const d = fastOptObject(m[detailsKey]);
     if (d === INVALID) return INVALID;
     if (d === undefined) {
-      out[i] = { ruleId: undefined, severity: undefined, message, msg: undefined };
+      out[i] = bareMatch(message);
       continue;
     }
     const ruleId = fastRuleId(d[idKey]);
     const msg = fastOptString(d.msg);
     if (ruleId === INVALID || msg === INVALID) return INVALID;
-    out[i] = { ruleId, severity: d.severity, message, msg };
+    out[i] = ruleMatch(ruleId, d.severity, message, msg, d.tags, d.match);
   }
   return out;
 }

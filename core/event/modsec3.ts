@@ -1,13 +1,16 @@
 /**
  * Format 2: ModSecurity v3 native JSON audit log (SPEC §2).
  * `transaction.{unique_id (old versions: id), client_ip, time_stamp, request, response.http_code,
- * producer, messages[].{message, details.{ruleId, severity, …}}}`; ruleId and severity are strings.
+ * producer.secrules_engine, messages[].{message, details.{ruleId, severity, msg, tags, match}}}`;
+ * ruleId and severity are strings.
  */
 import { z } from "zod";
 import {
   anomalyScore,
+  bareMatch,
   classification,
   clientIp,
+  engineModeOf,
   type Fast,
   fastCommon,
   fastOptString,
@@ -17,6 +20,7 @@ import {
   isRecord,
   optString,
   ruleId,
+  ruleMatch,
   severity,
   statusCode,
   txId,
@@ -26,7 +30,15 @@ import type { WafEvent } from "./types.ts";
 
 const message = z.object({
   message: optString,
-  details: z.object({ ruleId, severity, msg: optString }).nullish(),
+  details: z
+    .object({
+      ruleId,
+      severity,
+      msg: optString,
+      tags: z.unknown().optional(),
+      match: z.unknown().optional(),
+    })
+    .nullish(),
 });
 
 export const modsec3Schema = z.object({
@@ -45,6 +57,7 @@ export const modsec3Schema = z.object({
       })
       .nullish(),
     response: z.object({ http_code: statusCode }).nullish(),
+    producer: z.unknown().optional(),
     messages: z.array(message).nullish(),
   }),
   classification,
@@ -58,18 +71,26 @@ export function modsec3ToEvent(rec: z.output<typeof modsec3Schema>, txIdValue: s
     clientIp: tx.client_ip,
     anomalyScore: tx.anomaly_score,
     classificationRuleId: rec.classification?.rule_id,
-    messages: (tx.messages ?? []).map((m) => ({
-      ruleId: m.details?.ruleId,
-      severity: m.details?.severity,
-      message: m.message ?? undefined,
-      msg: m.details?.msg ?? undefined,
-    })),
+    messages: (tx.messages ?? []).map((m) =>
+      m.details
+        ? ruleMatch(
+            m.details.ruleId,
+            m.details.severity,
+            m.message ?? undefined,
+            m.details.msg ?? undefined,
+            m.details.tags,
+            m.details.match,
+          )
+        : bareMatch(m.message ?? undefined),
+    ),
     timeNs: parseModsecTime(tx.time_stamp),
     timePrecisionNs: PRECISION_S,
     method: tx.request?.method ?? undefined,
     uri: tx.request?.uri ?? undefined,
     hostname: tx.request?.hostname ?? undefined,
     responseCode: tx.response?.http_code,
+    engineMode: engineModeOf(tx.producer, "secrules_engine"),
+    interrupted: undefined,
   };
 }
 
@@ -116,5 +137,7 @@ export function modsec3Fast(rec: Record<string, unknown>): Fast<WafEvent> {
     uri,
     hostname,
     responseCode: response === undefined ? undefined : fastStatusCode(response.http_code),
+    engineMode: engineModeOf(tx.producer, "secrules_engine"),
+    interrupted: undefined,
   };
 }

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { corazaText, envelope, fixtureFiles, fixtureLines } from "../../test/fixtures/records.ts";
+import {
+  corazaText,
+  corpusLines,
+  envelope,
+  fixtureFiles,
+  fixtureLines,
+} from "../../test/fixtures/records.ts";
+import { engineModeOf, paranoiaLevelOf, thresholdOf } from "./fields.ts";
 import { detectFormat, normalise, utf8Length } from "./normalise.ts";
 import type { WafEvent } from "./types.ts";
 
@@ -171,6 +178,145 @@ describe("coraza", () => {
     );
     expect(seen).toContain("coraza-tx-1");
     expect(seen).not.toContain("secret-token");
+  });
+});
+
+describe("facts for the crs profile", () => {
+  const first = (file: string) => {
+    const line = corpusLines(file)[0];
+    if (line === undefined) throw new Error(`${file} is empty`);
+    const r = norm(line.toString("utf8"));
+    if (!r.ok) throw new Error(r.reason);
+    return r.event;
+  };
+
+  it.each([
+    ["crs3-pl1.jsonl.gz", "on", 5, 1],
+    ["crs3-pl1-detect.jsonl.gz", "detection-only", 5, 1],
+    ["crs3-pl2.jsonl.gz", "on", undefined, 2],
+    ["crs4-pl1-sample.jsonl.gz", "on", 5, 1],
+    ["crs4-pl1-detect-sample.jsonl.gz", "detection-only", 5, 1],
+  ])(
+    "reads the engine mode, threshold and paranoia level of the first record of %s",
+    (file, mode, threshold, pl) => {
+      const e = first(file);
+      expect(e.engineMode).toBe(mode);
+      expect(e.interrupted).toBeUndefined();
+      expect(e.messages.find((m) => m.threshold !== undefined)?.threshold).toBe(threshold);
+      expect(e.messages[0]?.paranoiaLevel).toBe(pl);
+    },
+  );
+
+  it("reads every stored CRS 3 record's threshold from 949110 and nothing else", () => {
+    let with949 = 0;
+    for (const line of corpusLines("crs3-pl1.jsonl.gz")) {
+      const r = norm(line.toString("utf8"));
+      if (!r.ok) throw new Error(r.reason);
+      for (const m of r.event.messages) {
+        if (m.ruleId === "949110") {
+          with949++;
+          expect(m.threshold).toBe(5);
+        } else expect(m.threshold).toBeUndefined();
+      }
+    }
+    expect(with949).toBe(1886);
+  });
+
+  it("reads Coraza's is_interrupted and rule_engine", () => {
+    const blocked = norm(corazaText({}));
+    const passed = norm(
+      corazaText({ status: 200 })
+        .replace('"is_interrupted":true', '"is_interrupted":false')
+        .replace('"rule_engine":"On"', '"rule_engine":"DetectionOnly"'),
+    );
+    expect(blocked.ok && [blocked.event.interrupted, blocked.event.engineMode]).toEqual([
+      true,
+      "on",
+    ]);
+    expect(passed.ok && [passed.event.interrupted, passed.event.engineMode]).toEqual([
+      false,
+      "detection-only",
+    ]);
+    expect(blocked.ok && blocked.event.messages[0]?.paranoiaLevel).toBe(1);
+  });
+
+  it.each([
+    [
+      "CRS 3",
+      "949110",
+      "Matched \"Operator `Ge' with parameter `5' against variable `TX:ANOMALY_SCORE' (Value: `10' )",
+      5,
+    ],
+    [
+      "CRS 4",
+      "949110",
+      "Matched \"Operator `Ge' with parameter `7' against variable `TX:BLOCKING_INBOUND_ANOMALY_SCORE' (Value: `7' )",
+      7,
+    ],
+    [
+      "early blocking",
+      "949111",
+      "with parameter `10' against variable `TX:BLOCKING_INBOUND_ANOMALY_SCORE'",
+      10,
+    ],
+    ["another rule", "942100", "with parameter `5' against variable `TX:ANOMALY_SCORE'", undefined],
+    [
+      "the outbound score",
+      "949110",
+      "with parameter `4' against variable `TX:OUTBOUND_ANOMALY_SCORE'",
+      undefined,
+    ],
+    [
+      "a threshold of 0",
+      "949110",
+      "with parameter `0' against variable `TX:ANOMALY_SCORE'",
+      undefined,
+    ],
+    [
+      "an absurd threshold",
+      "949110",
+      "with parameter `9999999' against variable `TX:ANOMALY_SCORE'",
+      undefined,
+    ],
+    ["no match text", "949110", undefined, undefined],
+    ["a number", "949110", 5, undefined],
+    [
+      "the fact past the scanned head",
+      "949110",
+      `${"x".repeat(500)} with parameter \`5' against variable \`TX:ANOMALY_SCORE'`,
+      undefined,
+    ],
+  ])("reads the threshold of %s", (_name, id, match, expected) => {
+    expect(thresholdOf(id, match)).toBe(expected);
+  });
+
+  it.each([
+    [["attack-sqli", "paranoia-level/2"], 2],
+    [["paranoia-level/1"], 1],
+    [["paranoia-level/4", "paranoia-level/1"], 4],
+    [["paranoia-level/5"], undefined],
+    [["paranoia-level/12"], undefined],
+    [["PARANOIA-LEVEL/2"], undefined],
+    [[7, null, { a: 1 }], undefined],
+    ["paranoia-level/1", undefined],
+    [[...Array(64).fill("x"), "paranoia-level/1"], undefined],
+  ])("reads the paranoia level of tags %j as %j", (tags, expected) => {
+    expect(paranoiaLevelOf(tags)).toBe(expected);
+  });
+
+  it.each([
+    [{ secrules_engine: "Enabled" }, "secrules_engine", "on"],
+    [{ secrules_engine: "DetectionOnly" }, "secrules_engine", "detection-only"],
+    [{ secrules_engine: "Disabled" }, "secrules_engine", "off"],
+    [{ rule_engine: "On" }, "rule_engine", "on"],
+    [{ rule_engine: " off " }, "rule_engine", "off"],
+    [{ rule_engine: "CORERULESET/3.3" }, "rule_engine", undefined],
+    [{ secrules_engine: "constructor" }, "secrules_engine", undefined],
+    [{ secrules_engine: "__proto__" }, "secrules_engine", undefined],
+    [{ secrules_engine: true }, "secrules_engine", undefined],
+    ["Enabled", "secrules_engine", undefined],
+  ] as const)("reads the engine mode of %j", (producer, field, expected) => {
+    expect(engineModeOf(producer, field)).toBe(expected);
   });
 });
 

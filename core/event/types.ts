@@ -11,7 +11,22 @@ export interface RuleMatch {
   message: string | undefined;
   /** The rule's own `msg`, the second place `Total Score: N` may appear. */
   msg: string | undefined;
+  /** The rule's `paranoia-level/N` tag (1–4); undefined when it has none. */
+  paranoiaLevel: number | undefined;
+  /**
+   * For the inbound evaluation rules 949110/949111 only: the anomaly threshold the score was
+   * compared with, read from `details.match` ("… with parameter `5' against variable
+   * `TX:ANOMALY_SCORE'"); undefined otherwise or when it cannot be read.
+   */
+  threshold: number | undefined;
 }
+
+/**
+ * The firewall's rule-engine mode as the record states it: ModSecurity
+ * `producer.secrules_engine` (`Enabled`, `DetectionOnly`, `Disabled`), Coraza
+ * `producer.rule_engine` (`On`, `DetectionOnly`, `Off`).
+ */
+export type EngineMode = "on" | "detection-only" | "off";
 
 /**
  * The normalised event: the one shape every format becomes. Pure data; no secrets
@@ -39,6 +54,10 @@ export interface WafEvent {
   hostname: string | undefined;
   /** The HTTP response status; undefined when the record has none. */
   responseCode: number | undefined;
+  /** The rule-engine mode; undefined when the record does not say (or says something else). */
+  engineMode: EngineMode | undefined;
+  /** Coraza's `transaction.is_interrupted`; undefined when absent or not a boolean. */
+  interrupted: boolean | undefined;
 }
 
 /** What normalisation returns: the event, or why the record is invalid (never thrown). */

@@ -82,6 +82,7 @@ describe("alert object", () => {
       ipHashKey: undefined,
     });
     expect(alert).toEqual({
+      kind: "event",
       timestamp: 1700000000,
       severity: 95,
       severity_level: "critical",

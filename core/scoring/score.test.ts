@@ -20,6 +20,8 @@ const event = (over: Partial<WafEvent> = {}): WafEvent => ({
   uri: undefined,
   hostname: undefined,
   responseCode: undefined,
+  engineMode: undefined,
+  interrupted: undefined,
   ...over,
 });
 const m = (
@@ -32,6 +34,8 @@ const m = (
   severity,
   message,
   msg,
+  paranoiaLevel: undefined,
+  threshold: undefined,
 });
 const noRep = Reputation.fromLists({});
 

@@ -1,13 +1,21 @@
 /**
- * Severity (SPEC §3): anomaly score + category weights (once per distinct category) +
- * reputation bonus, not capped; level by thresholds; the reported `rule_id`; whether to alert.
+ * Severity (SPEC §3). The `seed` profile: anomaly score + category weights (once per distinct
+ * category) + reputation bonus, not capped. The `crs` profile: what the record says happened
+ * (core/scoring/crs.ts) + the same reputation bonus. Both: level by thresholds, the reported
+ * `rule_id`, whether to alert.
  */
 import type { WafEvent } from "../event/types.ts";
 import { anomalyScore } from "./anomaly.ts";
 import { categoryName, categoryOf, DEFAULT_WEIGHTS, isEvaluationRule } from "./categories.ts";
+import { crsSeverity } from "./crs.ts";
+import { blockedOf, crsFacts } from "./facts.ts";
 import type { Reputation } from "./reputation.ts";
 
 export type SeverityLevel = "critical" | "high" | "medium" | "low";
+
+/** The scoring profiles (`SCORING_PROFILE`). */
+export const PROFILES = ["seed", "crs"] as const;
+export type ProfileName = (typeof PROFILES)[number];
 
 export interface ScoringConfig {
   /** Points per category prefix (`SCORING_WEIGHTS`); prefixes not listed weigh 0. */
@@ -16,12 +24,15 @@ export interface ScoringConfig {
   thresholds: { critical: number; high: number; medium: number };
   /** Points added for a known-malicious client IP (SPEC: +15). */
   reputationPoints: number;
+  /** `SCORING_PROFILE`; absent means `seed`. */
+  profile?: ProfileName;
 }
 
 export const DEFAULT_SCORING: ScoringConfig = {
   weights: DEFAULT_WEIGHTS,
   thresholds: { critical: 80, high: 60, medium: 40 },
   reputationPoints: 15,
+  profile: "seed",
 };
 
 export interface Score {
@@ -37,6 +48,10 @@ export interface Score {
   allowlisted: boolean;
   /** Critical and not allowlisted. */
   alert: boolean;
+  /** The profile that computed severity and level. */
+  profile: ProfileName;
+  /** Whether the firewall blocked the transaction; null when the record does not say. */
+  blocked: boolean | null;
 }
 
 export function levelOf(severity: number, t: ScoringConfig["thresholds"]): SeverityLevel {
@@ -69,12 +84,23 @@ export function scoreEvent(event: WafEvent, config: ScoringConfig, reputation: R
   for (const m of event.messages) addPrefix(m.ruleId);
   addPrefix(event.classificationRuleId);
 
-  let weightSum = 0;
-  for (const p of prefixes) weightSum += weightOf(p, config.weights);
+  const profile = config.profile ?? "seed";
+  let base: number;
+  let blocked: boolean | null;
+  if (profile === "crs") {
+    const facts = crsFacts(event);
+    base = crsSeverity(anomaly, facts);
+    blocked = facts.blocked;
+  } else {
+    let weightSum = 0;
+    for (const p of prefixes) weightSum += weightOf(p, config.weights);
+    base = anomaly + weightSum;
+    blocked = blockedOf(event);
+  }
 
   const verdict = reputation.verdict(event.clientIp);
   const bonus = verdict.malicious && !verdict.allowlisted ? config.reputationPoints : 0;
-  const severity = anomaly + weightSum + bonus;
+  const severity = base + bonus;
   const level = levelOf(severity, config.thresholds);
 
   let ruleId = event.classificationRuleId;
@@ -104,5 +130,7 @@ export function scoreEvent(event: WafEvent, config: ScoringConfig, reputation: R
     malicious: verdict.malicious,
     allowlisted: verdict.allowlisted,
     alert: level === "critical" && !verdict.allowlisted,
+    profile,
+    blocked,
   };
 }
