@@ -1,7 +1,7 @@
 /**
  * A recording HTTP proxy in front of VictoriaMetrics: it forwards every request unchanged and,
  * while armed, notes for each line of a successful `/api/v2/write` the moment the database
- * answered 2xx — the moment the point was accepted (SPEC §5: what the scorer waits for before
+ * answered 2xx — the moment the point was accepted (reference §5: what the scorer waits for before
  * reporting a record done). Lines are keyed by their timestamp (the last field of a line),
  * which the benchmark can compute for every record it sent.
  */

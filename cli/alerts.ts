@@ -1,6 +1,6 @@
 /**
  * `waf alerts [--follow] [--level L] [--ip IP] [--rule ID] [--limit N] [--json]`: the alert
- * list (SPEC §4, `ALERT_LIST_KEY`, newest first) as a readable table or JSON lines.
+ * list (reference §4, `ALERT_LIST_KEY`, newest first) as a readable table or JSON lines.
  * `--follow` prints the newest ones oldest first, then each new alert as it is listed, like
  * `tail -f`.
  */

@@ -1,5 +1,5 @@
 /**
- * The `waf` commands against a real Redis (SPEC §7, §8), mostly through `node bin/waf.js`, the
+ * The `waf` commands against a real Redis (reference §7, §8), mostly through `node bin/waf.js`, the
  * way an operator runs them. Unique keys per test, so the tests run concurrently.
  */
 import { spawn } from "node:child_process";

@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { maskUrl } from "../core/lib/url.ts";
 import { RedisUnreachableError } from "./errors.ts";
 
-/** Everything about connecting must be over well within the 10 s promise (SPEC §7). */
+/** Everything about connecting must be over well within the 10 s promise (reference §7). */
 const CONNECT_BUDGET_MS = 6_000;
 const CONNECT_TIMEOUT_MS = 3_000;
 

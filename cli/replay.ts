@@ -1,5 +1,5 @@
 /**
- * `waf replay FILE|DIR… [--rate N]` (SPEC §7): puts every non-blank line of the files on the
+ * `waf replay FILE|DIR… [--rate N]` (reference §7): puts every non-blank line of the files on the
  * stream, verbatim (bytes, not re-encoded text: invalid UTF-8 stays invalid, so the pipeline
  * sees exactly what a shipper would send), invalid records included. Gzipped files are
  * recognised by their magic bytes. Entries are pipelined in chunks; `--rate` paces them.

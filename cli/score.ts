@@ -1,5 +1,5 @@
 /**
- * `waf score [FILE]` (SPEC §7): JSON lines in, exactly one JSON line out per non-blank input
+ * `waf score [FILE]` (reference §7): JSON lines in, exactly one JSON line out per non-blank input
  * line, in order. No services. Exit 0 even when some lines are invalid.
  *
  * `waf score --report [FILE] [--labels FILE]`: the level table of the active profile

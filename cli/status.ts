@@ -1,5 +1,5 @@
 /**
- * `waf status`: the pipeline's state in words an operator reads at 3 a.m. (SPEC §7): stream
+ * `waf status`: the pipeline's state in words an operator reads at 3 a.m. (reference §7): stream
  * length, consumer-group lag, pending entries per consumer with idle time, DLQ size, alert list
  * size, and recent throughput from two samples taken a moment apart; then what looks wrong.
  */

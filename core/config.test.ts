@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.ts";
 
 describe("loadConfig", () => {
-  it("applies the SPEC §6 defaults", () => {
+  it("applies the reference §6 defaults", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       REDIS_URL: "redis://localhost:6379",

@@ -1,5 +1,5 @@
 /**
- * Every environment variable of SPEC §6, validated by one zod schema at start-up.
+ * Every environment variable of reference §6, validated by one zod schema at start-up.
  * A bad value stops the process with a message naming the variable.
  */
 import { z } from "zod";
@@ -207,7 +207,7 @@ export const configSchema = z
     MAX_RECORD_BYTES: int(1_048_576, 256, 5 * 1024 * 1024),
     SCORING_WEIGHTS: weights,
     SEVERITY_THRESHOLDS: thresholds,
-    /** `seed` (SPEC §3 formula) or `crs` (severity from what a real CRS record says happened). */
+    /** `seed` (reference §3 formula) or `crs` (severity from what a real CRS record says happened). */
     SCORING_PROFILE: z
       .string()
       .optional()

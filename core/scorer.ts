@@ -40,7 +40,7 @@ export interface RecordOutputs {
   alert: Alert | undefined;
 }
 
-/** The point and alert of a scored record (SPEC §4); `streamId` times events without their own. */
+/** The point and alert of a scored record (reference §4); `streamId` times events without their own. */
 export function outputsOf(
   scored: { event: WafEvent; score: Score },
   streamId: string | undefined,

@@ -1,5 +1,5 @@
 /**
- * The alert function and its Redis list (SPEC §4) against a REAL Redis: newest first, one
+ * The alert function and its Redis list (reference §4) against a REAL Redis: newest first, one
  * entry per tx_id however often it arrives, bounded length and retention, notifiers that hear
  * only newly listed alerts. Every test uses its own list key.
  */

@@ -1,5 +1,5 @@
 /**
- * The scoring function's handler (SPEC §4–§5) with fakes of our own ports and a real
+ * The scoring function's handler (reference §4–§5) with fakes of our own ports and a real
  * Powertools Logger, called as Lambda calls it: `(event, context)`.
  */
 import { Logger } from "@aws-lambda-powertools/logger";

@@ -1,5 +1,5 @@
 /**
- * The scoring function (SPEC §5): `{ records: [{ id, data, deliveryCount }] }` in,
+ * The scoring function (reference §5): `{ records: [{ id, data, deliveryCount }] }` in,
  * `{ batchItemFailures, rejected }` out. Middleware first, the use case last.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Owns: the alert function ("Alerter", SPEC §4) the scorer invokes asynchronously (Event) for
+ * Owns: the alert function ("Alerter", reference §4) the scorer invokes asynchronously (Event) for
  * each critical event, Lambda's retry policy for those invocations, and the failure queue that
  * keeps every alert Lambda could not deliver (failed after retries, or older than the maximum
  * event age): alerts never vanish, and `monitoring.ts` alarms as soon as one lands there.

@@ -11,7 +11,7 @@ import { resolveStage } from "./stages.ts";
 describe("runtime environment", () => {
   const production = resolveStage("production");
 
-  it("hands the reader its stage's batch and concurrency settings under SPEC §6 names", () => {
+  it("hands the reader its stage's batch and concurrency settings under reference §6 names", () => {
     expect(readerEnvironment(production)).toMatchObject({
       STREAM_KEY: "waf-realtime",
       CONSUMER_GROUP: "realtime-processor",

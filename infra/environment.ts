@@ -1,5 +1,5 @@
 /**
- * The non-secret configuration each runtime gets, as SPEC §6 environment variables built from
+ * The non-secret configuration each runtime gets, as reference §6 environment variables built from
  * the stage's settings. Pure (no SST import), so `environment.test.ts` can check it.
  * Values that only exist after deploy (function names, a managed InfluxDB's URL) and secrets
  * (linked `sst.Secret`s, read at runtime as `Resource.<Name>.value`) are added by the infra files.
@@ -45,7 +45,7 @@ export function readerEnvironment(cfg: StageConfig): Record<string, string> {
     MAX_RECORD_BYTES: String(reader.maxRecordBytes),
     HEALTH_PORT: String(reader.healthPort),
     // how long a SIGTERMed task waits for in-flight invocations: the scorer's timeout + margin,
-    // below ECS's stopTimeout (not in SPEC §6 yet: the reader reads it once it is configurable)
+    // below ECS's stopTimeout (not in reference §6 yet: the reader reads it once it is configurable)
     DRAIN_TIMEOUT_MS: String(drainSeconds(cfg) * 1000),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Owns: where the scorer writes points (SPEC §4) and with what token.
+ * Owns: where the scorer writes points (reference §4) and with what token.
  * Differs by stage: an external InfluxDB (URL from `WAF_INFLUXDB_URL` at deploy, org, bucket,
  * API v2 or v1), or, for a stage with `influx.managed`, an Amazon Timestream for InfluxDB
  * instance in the VPC's private subnets (off by default). Either way the token is the

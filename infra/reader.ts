@@ -1,5 +1,5 @@
 /**
- * Owns: the stream reader ("Reader", SPEC §5): a Fargate service on its own ECS cluster that
+ * Owns: the stream reader ("Reader", reference §5): a Fargate service on its own ECS cluster that
  * reads the Redis Stream as a consumer group and invokes the Scorer with batches.
  * Least privilege: its task role may invoke the Scorer (`lambda:InvokeFunction` on the Scorer's
  * ARN, granted by linking it) and nothing else of ours; Redis/RedisUrl grant no IAM permission.

@@ -1,5 +1,5 @@
 /**
- * Owns: the scoring function ("Scorer", SPEC §3–§5) the reader invokes synchronously with a
+ * Owns: the scoring function ("Scorer", reference §3–§5) the reader invokes synchronously with a
  * batch: parses, scores, writes InfluxDB points, queues alerts by invoking the Alerter.
  * Least privilege: linking the Alerter grants `lambda:InvokeFunction` on the Alerter's ARN and
  * nothing else; the other links are secrets and Redis, which grant no IAM permission.

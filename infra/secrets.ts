@@ -3,7 +3,7 @@
  * runtimes that use them and read there as `Resource.<Name>.value`. Never in Git, never in
  * plain environment variables of the functions.
  * Differs by stage: `IpHashKey` is mandatory where `ipMasking` is `hash`. A notification channel
- * whose secret is unset stays off (SPEC §4): those secrets default to "".
+ * whose secret is unset stays off (reference §4): those secrets default to "".
  * `RedisUrl` lives in `redis.ts`: it exists only on stages with an external Redis.
  */
 import { settings } from "./settings.ts";

@@ -58,7 +58,7 @@ export interface StageConfig {
   logLevel: "debug" | "info" | "warn" | "error";
   /** CloudWatch Logs retention of the functions and the reader. */
   logRetention: LogRetention;
-  /** SPEC §4 privacy; `hash` makes the `IpHashKey` secret mandatory. */
+  /** reference §4 privacy; `hash` makes the `IpHashKey` secret mandatory. */
   ipMasking: "off" | "truncate" | "hash";
   network: {
     /** NAT for private subnets; required when a function runs in the VPC (managed Redis/InfluxDB). */
@@ -116,7 +116,7 @@ export interface StageConfig {
     stopTimeoutSeconds: number;
     healthPort: number;
   };
-  /** The alert function's notification settings (SPEC §4); a channel is on when its secret is set. */
+  /** The alert function's notification settings (reference §4); a channel is on when its secret is set. */
   notifications: {
     /** `ALERT_THROTTLE_S`: one notification per (client IP, category) and window. */
     throttleSeconds: number;
@@ -133,7 +133,7 @@ export interface StageConfig {
     /** Bound on one invocation's deliveries per channel; below the alert function's timeout. */
     deadlineMs: number;
   };
-  /** Opt-in threat intelligence (SPEC §3): read by the scorer, repeat offenders fed by the alerter. */
+  /** Opt-in threat intelligence (reference §3): read by the scorer, repeat offenders fed by the alerter. */
   threatIntel: {
     /** Redis sorted set of malicious IPs/CIDRs written by feeds (`REPUTATION_SET_KEY`). */
     reputationSetKey?: string;

@@ -2,7 +2,7 @@
  * Durable queue for `Event` (asynchronous) invocations of the local Lambda runtime.
  *
  * AWS Lambda queues an `Event` invocation before it answers 202, retries a failing one twice, and
- * then hands it to an on-failure destination. The stream reader relies on that promise (SPEC §5:
+ * then hands it to an on-failure destination. The stream reader relies on that promise (reference §5:
  * an entry is acknowledged once its alert is durably queued), so the local runtime keeps it too:
  *
  * - one Redis Stream per function, `XADD` awaited before the 202;

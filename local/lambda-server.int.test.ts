@@ -1,5 +1,5 @@
 /**
- * The local Invoke API against real Redis and the real `@aws-sdk/client-lambda` (SPEC §8).
+ * The local Invoke API against real Redis and the real `@aws-sdk/client-lambda` (reference §8).
  * Each test uses its own queue prefix; crash tests kill a runtime running in a child process.
  */
 

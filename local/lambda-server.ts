@@ -1,6 +1,6 @@
 /**
  * The local Lambda runtime: serves the AWS Lambda Invoke API so the stream reader calls the
- * scoring and alert functions through the real `@aws-sdk/client-lambda` (SPEC §8), selected with
+ * scoring and alert functions through the real `@aws-sdk/client-lambda` (reference §8), selected with
  * `AWS_ENDPOINT_URL_LAMBDA` or `new LambdaClient({ endpoint })`.
  *
  * `POST /2015-03-31/functions/{name}/invocations`, `x-amz-invocation-type`:

@@ -1,9 +1,9 @@
 /**
  * The local Lambda runtime process: serves the scoring and alert handlers behind the Lambda
- * Invoke API (SPEC §8). Started by `npm start` (and the integration tests) as a child
+ * Invoke API (reference §8). Started by `npm start` (and the integration tests) as a child
  * process; the very same handler modules run on AWS.
  *
- * Env: the SPEC §6 variables, plus LOCAL_LAMBDA_PORT (where to listen) and the function
+ * Env: the reference §6 variables, plus LOCAL_LAMBDA_PORT (where to listen) and the function
  * names SCORER_FUNCTION / ALERT_FUNCTION. Tells its parent `{ ready: url }` over IPC.
  */
 import { ConfigError } from "../core/config.ts";

@@ -1,7 +1,7 @@
 /**
  * Throwaway local servers for `npm start` and integration tests: Redis, VictoriaMetrics (the
  * InfluxDB v2 write-API stand-in) and InfluxDB 1.x, each on a free loopback port with its data in
- * a fresh temp dir. Real binaries, never mocks (SPEC §8).
+ * a fresh temp dir. Real binaries, never mocks (reference §8).
  *
  * Lifecycle guarantees:
  * - every server is a direct child of this Node process, so Node reaps it: in these containers

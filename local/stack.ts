@@ -24,7 +24,7 @@ export interface StackOptions {
   /** Use this InfluxDB; unset = start a throwaway VictoriaMetrics (v2) or InfluxDB 1.x (v1). */
   influxUrl?: string;
   influxApi?: "v1" | "v2";
-  /** Further SPEC §6 variables for every process (STREAM_KEY, BATCH_SIZE, …). */
+  /** Further reference §6 variables for every process (STREAM_KEY, BATCH_SIZE, …). */
   env?: Record<string, string | undefined>;
   /** Where the processes' logs go (one file each). */
   logDir: string;

@@ -1,5 +1,5 @@
 /**
- * `npm start`: the whole pipeline on this machine (SPEC §7). Throwaway Redis and
+ * `npm start`: the whole pipeline on this machine (reference §7). Throwaway Redis and
  * VictoriaMetrics (or InfluxDB 1.x with INFLUXDB_API=v1) unless REDIS_URL / INFLUXDB_URL are
  * set; the local Lambda runtime hosting the scoring and alert functions; the stream reader.
  * Prints a one-line live summary; Ctrl-C drains and stops everything.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Makes a fresh Debian-like clone runnable: `npm ci` when node_modules is missing, and the apt
- * packages behind the local servers (SPEC §7, §8) when their binaries are not on PATH.
+ * packages behind the local servers (reference §7, §8) when their binaries are not on PATH.
  * Runs first in `npm test` and `npm start`, so when everything is present it spawns nothing and
  * prints nothing. Plain Node, no dependencies: it must work before `npm ci`.
  *

@@ -1,7 +1,7 @@
 /**
  * The Grafana dashboard (docs/grafana/waf-events.json) is importable and every InfluxQL query in
  * it runs against a real InfluxDB 1.x holding `waf_events` points written by the project's own
- * v1 writer, with the numbers those points imply (SPEC §4, §8).
+ * v1 writer, with the numbers those points imply (reference §4, §8).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -141,7 +141,7 @@ describe("Grafana dashboard waf-events.json", () => {
     expect(await q("Distinct client IPs")).toEqual([expect.objectContaining({ count: 6 })]);
     expect(await q("Highest severity")).toEqual([expect.objectContaining({ max: 120 })]);
 
-    // SPEC §8's query shape: mean severity per minute and level.
+    // reference §8's query shape: mean severity per minute and level.
     const severity = await q("Severity over time by level");
     const critical = severity.filter((r) => r.severity_level === "critical");
     expect(critical.map((r) => r.mean).every((m) => [95, 120, 85].includes(Number(m)))).toBe(true);

@@ -1,5 +1,5 @@
 /**
- * Notifications end to end (SPEC §4), with REAL local HTTP receivers standing in for Slack,
+ * Notifications end to end (reference §4), with REAL local HTTP receivers standing in for Slack,
  * PagerDuty and a webhook, and a REAL Redis for the alert list and throttle state:
  * exact request bodies and headers, per-channel minimum severity, retries without double
  * sends, receivers that answer 500 or hang, the circuit breaker, the storm (1,000 critical

@@ -1,5 +1,5 @@
 /**
- * The pipeline end to end on one machine (SPEC §5, §8): records on the Redis Stream → reader
+ * The pipeline end to end on one machine (reference §5, §8): records on the Redis Stream → reader
  * (its production bundle) → local Lambda Invoke API → scorer → InfluxDB, alerts → alert
  * function → Redis list. Real Redis, VictoriaMetrics and InfluxDB 1.x; the real AWS SDK.
  */
@@ -20,7 +20,7 @@ const DLQ = "waf-realtime:dlq";
 const ALERTS = "waf-alerts";
 const GROUP = "realtime-processor";
 
-/** Records with hand-computed expectations (SPEC §3). */
+/** Records with hand-computed expectations (reference §3). */
 function buildRecords() {
   const records: Array<{
     text: string;
@@ -217,7 +217,7 @@ describe("pipeline with InfluxDB 1.x (v1 API)", () => {
     await stack?.stop();
   });
 
-  it("answers the SPEC §8 Grafana query with the right numbers, and a redelivered batch changes no count", async () => {
+  it("answers the reference §8 Grafana query with the right numbers, and a redelivered batch changes no count", async () => {
     const records = buildRecords();
     const ids = await send(
       redis,

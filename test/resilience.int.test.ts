@@ -1,5 +1,5 @@
 /**
- * The reader under operations an ECS task lives through (SPEC §5): SIGTERM while batches are in
+ * The reader under operations an ECS task lives through (reference §5): SIGTERM while batches are in
  * flight (twice, as npm and process managers do), InfluxDB down for a while, Redis restarted.
  */
 import { execFileSync } from "node:child_process";

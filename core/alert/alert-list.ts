@@ -1,5 +1,5 @@
 /**
- * The alert list (SPEC §4): Redis list `ALERT_LIST_KEY`, newest first, bounded length and
+ * The alert list (reference §4): Redis list `ALERT_LIST_KEY`, newest first, bounded length and
  * retention, exactly one entry per `tx_id` however often the alert arrives.
  *
  * One Lua script does dedup + push + trim atomically, so no crash can leave an alert marked

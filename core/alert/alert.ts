@@ -1,5 +1,5 @@
 /**
- * The alert object (SPEC §4): what the scorer sends the alert function for each critical,
+ * The alert object (reference §4): what the scorer sends the alert function for each critical,
  * non-allowlisted event, and what lands in the Redis list.
  */
 import type { WafEvent } from "../event/types.ts";

@@ -1,5 +1,5 @@
 /**
- * Campaign alerts (SPEC §3 "Campaigns", issue 14 part 2): one request is rarely the story; a
+ * Campaign alerts (reference §3 "Campaigns", issue 14 part 2): one request is rarely the story; a
  * client that keeps getting blocked is. Per client and processing-time window, one critical
  * alert of `kind: "campaign"` as soon as the client reaches `CAMPAIGN_MIN_EVENTS` valid events,
  * or events in ≥ 3 attack categories (930–944), each transaction counted once.

@@ -1,5 +1,5 @@
 /**
- * What notification channels send (SPEC §4): one notification per alert that passed the
+ * What notification channels send (reference §4): one notification per alert that passed the
  * channel's minimum severity and its throttle, and one summary per throttle window that
  * suppressed alerts. Pure: formatting and throttle arithmetic, no I/O.
  */
@@ -38,7 +38,7 @@ export interface ThrottleKey {
 
 /**
  * The category an alert is throttled and headlined under: the category of its reported rule
- * (the heaviest one, SPEC §3), else its first category, else "none".
+ * (the heaviest one, reference §3), else its first category, else "none".
  * @example primaryCategory({ rule_id: "942100", categories: ["protocol", "sqli"] }) // "sqli"
  */
 export function primaryCategory(alert: Pick<Alert, "rule_id" | "categories">): string {

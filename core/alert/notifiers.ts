@@ -1,5 +1,5 @@
 /**
- * The notification channels a configuration turns on (SPEC §4, §6): a channel is on when its
+ * The notification channels a configuration turns on (reference §4, §6): a channel is on when its
  * URL/key is set. Takes constructed clients; builds none.
  */
 import type { Redis } from "ioredis";

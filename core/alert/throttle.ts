@@ -1,5 +1,5 @@
 /**
- * Notification throttling (SPEC §4): per channel and (client IP, category), in windows of
+ * Notification throttling (reference §4): per channel and (client IP, category), in windows of
  * `ALERT_THROTTLE_S`. The first alert of a window is sent; later ones are counted; the count
  * is summarised once, after the window ended ("and 37 more from 203.0.113.9 in 5 min").
  *

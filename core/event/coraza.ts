@@ -1,5 +1,5 @@
 /**
- * Format 3: Coraza JSON audit log (SPEC §2).
+ * Format 3: Coraza JSON audit log (reference §2).
  * Top-level `messages[].{message, data.{id, severity, msg, tags, …}}` beside
  * `transaction.{id, timestamp, unix_timestamp, client_ip, request, response.status,
  * producer.rule_engine, is_interrupted}`;

@@ -1,5 +1,5 @@
 /**
- * Format 1: the upstream router's envelope (SPEC §2).
+ * Format 1: the upstream router's envelope (reference §2).
  * `transaction.{id, client_ip, anomaly_score, request.{uri,method}, messages[].details.{ruleId,msg}}`,
  * optional `classification.{track,rule_id}`. It carries no time of its own.
  */

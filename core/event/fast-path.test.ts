@@ -37,7 +37,7 @@ const valid: Array<[string, unknown]> = [
   ...fixtureLines("modsec3.0.4_elastic-integrations_test-audit.log").map(
     (l, i) => [`ModSecurity 3.0.4 fixture ${i}`, JSON.parse(l)] as [string, unknown],
   ),
-  ["the SPEC envelope", envelope({ anomaly: 65, rules: ["942100"] })],
+  ["the reference envelope", envelope({ anomaly: 65, rules: ["942100"] })],
   [
     "an envelope with classification, response and severities",
     {

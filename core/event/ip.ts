@@ -3,7 +3,7 @@
  * can validate `client_ip`, match CIDR lists and mask addresses on its own.
  *
  * Addresses are held as bigints: IPv4 in 32 bits, IPv6 in 128 bits. An IPv4-mapped
- * IPv6 address (`::ffff:203.0.113.9`) is treated as its IPv4 address everywhere (SPEC §3).
+ * IPv6 address (`::ffff:203.0.113.9`) is treated as its IPv4 address everywhere (reference §3).
  */
 
 export interface ParsedIp {

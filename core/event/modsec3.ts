@@ -1,5 +1,5 @@
 /**
- * Format 2: ModSecurity v3 native JSON audit log (SPEC §2).
+ * Format 2: ModSecurity v3 native JSON audit log (reference §2).
  * `transaction.{unique_id (old versions: id), client_ip, time_stamp, request, response.http_code,
  * producer.secrules_engine, messages[].{message, details.{ruleId, severity, msg, tags, match}}}`;
  * ruleId and severity are strings.

@@ -92,7 +92,7 @@ describe("real ModSecurity fixtures", () => {
 });
 
 describe("envelope", () => {
-  it("normalises the SPEC envelope", () => {
+  it("normalises the reference envelope", () => {
     const r = norm(envelope({ anomaly: 65, classification: { track: "sqli", rule_id: "942100" } }));
     if (!r.ok) throw new Error(r.reason);
     expect(r.event).toMatchObject({

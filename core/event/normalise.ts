@@ -1,5 +1,5 @@
 /**
- * Format detection and normalisation (SPEC §2): any record text becomes one {@link WafEvent}
+ * Format detection and normalisation (reference §2): any record text becomes one {@link WafEvent}
  * or a reason. Never throws: hostile input (not JSON, wrong types, huge or deeply nested
  * values, `__proto__` keys) comes back as `{ ok: false, reason }`.
  */

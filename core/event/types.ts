@@ -1,4 +1,4 @@
-/** The three accepted audit-record formats (SPEC §2). */
+/** The three accepted audit-record formats (reference §2). */
 export type EventFormat = "envelope" | "modsec3" | "coraza";
 
 /** One rule match of an audit record, reduced to what scoring needs. */

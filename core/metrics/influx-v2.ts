@@ -4,7 +4,7 @@
  *
  * The client's `WriteApi` is a buffer that flushes on its own once `batchSize` or
  * `maxBatchBytes` is reached, and `flush()`/`close()` can return before those batches were
- * accepted (FIELD-NOTES: `close()` returned with 0 of 200,000 points written). So each request
+ * accepted (measured: `close()` returned with 0 of 200,000 points written). So each request
  * gets a fresh `WriteApi` that cannot flush by itself (batch limits above the request, no
  * interval), no retries of its own (the engine retries, within its time budget), and its
  * result is the awaited `flush()` — confirmed once more by `writeSuccess` for exactly these

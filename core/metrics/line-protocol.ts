@@ -2,7 +2,7 @@
  * InfluxDB line protocol, written by hand (pure: no client library): escaping of measurement
  * names, tag keys and values and field names exactly as `@influxdata/influxdb-client`'s
  * `Point` does it (point.test.ts proves the two agree), fields kept in the order given (the
- * client sorts them; the SPEC's line puts `severity` before `response_code`).
+ * client sorts them; the reference's line puts `severity` before `response_code`).
  */
 
 /** The characters escaped in tag keys and values and in field names; and in measurements. */

@@ -21,7 +21,7 @@ const line = (e: WafEvent, streamId = "1700000000123-0", privacy = off) =>
   toPointLine(e, scoreEvent(e, DEFAULT_SCORING, Reputation.fromLists({})), streamId, privacy);
 
 describe("InfluxDB point", () => {
-  it("is the SPEC §4 line for the worked example, timed by its stream entry", () => {
+  it("is the reference §4 line for the worked example, timed by its stream entry", () => {
     const e = parse(envelope({ id: "tx-1", anomaly: 65, rules: ["942100"] }));
     const h = pointTimeNs(e, "1700000000123-0") - 1700000000123000000n;
     expect(h >= 0n && h < 1000n).toBe(true);

@@ -1,5 +1,5 @@
 /**
- * The InfluxDB point of an event (SPEC §4):
+ * The InfluxDB point of an event (reference §4):
  * `waf_events,client_ip=<ip>,rule_id=<id>,severity_level=<level> anomaly_score=<int>i,severity=<int>i,response_code=<int>i <ns>`
  * and the timestamp scheme that keeps distinct events apart while a redelivered event
  * rewrites its own point.

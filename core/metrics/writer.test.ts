@@ -115,7 +115,7 @@ async function fakeDb(answer?: FakeDb["answer"], partial = true): Promise<FakeDb
   return db;
 }
 
-/** Lines of the SPEC's shape with distinct timestamps; `bad` indices get a malformed line. */
+/** Lines of the reference's shape with distinct timestamps; `bad` indices get a malformed line. */
 function points(n: number, opts: { bad?: number[]; from?: number } = {}): PointLine[] {
   const bad = new Set(opts.bad ?? []);
   const from = opts.from ?? 0;

@@ -3,7 +3,7 @@
  * (`influx-v2.ts`, `influx-v1.ts`): chunking, retries, bisection of refused requests and the
  * mapping of HTTP answers to per-line outcomes.
  *
- * The one promise that matters (SPEC §5): a line is "accepted" only when the request that
+ * The one promise that matters (reference §5): a line is "accepted" only when the request that
  * carried it was answered with success. The reader acknowledges a record on that word, so a
  * wrong "accepted" is a lost event; a wrong "failed" merely costs a rewrite, which is
  * idempotent (same series and timestamp overwrite).

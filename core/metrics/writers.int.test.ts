@@ -29,7 +29,7 @@ interface Spec {
   at?: number;
 }
 
-/** `n` points of the SPEC §4 shape, each its own series (client IP) and millisecond. */
+/** `n` points of the reference §4 shape, each its own series (client IP) and millisecond. */
 function wafPoints(n: number, spec: Spec): PointLine[] {
   return Array.from({ length: n }, (_, i) => {
     const at = BigInt((spec.at ?? 0) + i);

@@ -68,7 +68,7 @@ describe("secret removal", () => {
 });
 
 describe("alert object", () => {
-  it("has the SPEC §4 fields, masked IP and redacted URI", () => {
+  it("has the reference §4 fields, masked IP and redacted URI", () => {
     const n = normalise(
       JSON.stringify(
         envelope({ id: "tx-9", anomaly: 65, uri: "/a?token=s3cr3t&id=1'--", method: "GET" }),

@@ -1,5 +1,5 @@
 /**
- * Privacy (SPEC §4): IP masking applied to every stored or sent IP after reputation is
+ * Privacy (reference §4): IP masking applied to every stored or sent IP after reputation is
  * decided, and removal of secrets from what leaves the scorer (URIs carry tokens too).
  */
 import { createHmac } from "node:crypto";

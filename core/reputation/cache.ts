@@ -1,5 +1,5 @@
 /**
- * The scorer's in-memory copy of the dynamic reputation sources (SPEC §3): the
+ * The scorer's in-memory copy of the dynamic reputation sources (reference §3): the
  * threat-intelligence set feeds write (`REPUTATION_SET_KEY`, see blocklist.ts for its shape)
  * and the repeat offenders the alert function marks (offenders.ts).
  *

@@ -1,5 +1,5 @@
 /**
- * Repeat offenders (SPEC §3): `REPEAT_OFFENDER_THRESHOLD` critical alerts from one client
+ * Repeat offenders (reference §3): `REPEAT_OFFENDER_THRESHOLD` critical alerts from one client
  * within `REPEAT_OFFENDER_WINDOW_S` make it malicious for `REPEAT_OFFENDER_TTL_S`.
  *
  * The alert function counts (it hears every critical, non-allowlisted event exactly once, as

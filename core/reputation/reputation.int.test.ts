@@ -1,5 +1,5 @@
 /**
- * Threat intelligence against a REAL Redis (SPEC §3): blocklist files into the sorted set
+ * Threat intelligence against a REAL Redis (reference §3): blocklist files into the sorted set
  * with expiry, the scorer's in-memory copy (feed set, plain set, repeat offenders, hashed
  * entries) refreshed in the background, repeat-offender counting by the alert function, and
  * the scorer's wiring. Unique keys per test.

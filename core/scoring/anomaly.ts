@@ -1,5 +1,5 @@
 /**
- * Anomaly score reconstruction (SPEC §3), in this order:
+ * Anomaly score reconstruction (reference §3), in this order:
  * 1. `transaction.anomaly_score` when the key is present (0 is a value);
  * 2. the N of the first 949110/949111 message whose text (`message`, else the rule's `msg`)
  *    contains `Total Score: N`;
@@ -38,7 +38,7 @@ function isInboundDetection(ruleId: string | undefined): boolean {
   return n >= 911000 && n <= 948999;
 }
 
-/** The event's anomaly score by the SPEC §3 order. */
+/** The event's anomaly score by the reference §3 order. */
 export function anomalyScore(event: Pick<WafEvent, "anomalyScore" | "messages">): number {
   if (event.anomalyScore !== undefined) return event.anomalyScore;
   for (const m of event.messages) {

@@ -1,5 +1,5 @@
 /**
- * CRS rule categories (SPEC §3, shared/crs-categories.md). A rule's category is the CRS file
+ * CRS rule categories (reference §3). A rule's category is the CRS file
  * prefix — the first three digits of an ID of exactly six digits. Evaluation rules
  * (949xxx, 959xxx, 980xxx) and IDs not of six digits have no category.
  */

@@ -431,13 +431,13 @@ describe("scoring with SCORING_PROFILE=crs", () => {
     expect(c.severity).not.toBe(seed.severity);
   });
 
-  it("scores the SPEC envelope (no status, no engine): treated as reached, critical", () => {
+  it("scores the reference envelope (no status, no engine): treated as reached, critical", () => {
     const n = normalise(JSON.stringify(envelope({ anomaly: 65, rules: ["942100"] })), {
       maxRecordBytes: 1 << 20,
     });
     if (!n.ok) throw new Error(n.reason);
     expect(crs(n.event)).toMatchObject({ level: "critical", blocked: null, severity: 100 });
-    // …and seed still gives the SPEC §3 worked example.
+    // …and seed still gives the reference §3 worked example.
     expect(scoreEvent(n.event, DEFAULT_SCORING, noRep)).toMatchObject({
       severity: 95,
       level: "critical",

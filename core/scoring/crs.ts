@@ -1,5 +1,5 @@
 /**
- * The `crs` scoring profile (SPEC §3 "Profiles", issue 14): the severity follows what a real
+ * The `crs` scoring profile (reference §3 "Profiles", issue 14): the severity follows what a real
  * CRS record says happened rather than the raw anomaly score. Data (the table below) plus one
  * small pure function; docs/detection.md explains it and shows the levels it gives.
  *

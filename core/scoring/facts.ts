@@ -1,5 +1,5 @@
 /**
- * What a real CRS record says happened (SPEC §3 "Profiles"): was the request blocked, the
+ * What a real CRS record says happened (reference §3 "Profiles"): was the request blocked, the
  * inbound threshold its score was compared with, whether application-attack rules (930–944)
  * or outbound leakage rules (950–956) fired, and the paranoia levels of the rules that matched.
  * Read from the normalised event only; pure.

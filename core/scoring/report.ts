@@ -1,5 +1,5 @@
 /**
- * The level table of `waf score --report` (SPEC §7): how a profile grades a set of audit
+ * The level table of `waf score --report` (reference §7): how a profile grades a set of audit
  * records, by what the firewall did (blocked, reached the application), by CRS rule category,
  * and by score against the threshold — the rows a user reads on their own log before choosing
  * a profile. Optional labels (a corpus's `kind`: attack, benign) add one row per label. Pure.

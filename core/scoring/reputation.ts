@@ -1,5 +1,5 @@
 /**
- * IP reputation (SPEC §3): static malicious lists, an allowlist that wins over everything,
+ * IP reputation (reference §3): static malicious lists, an allowlist that wins over everything,
  * and optional dynamic sources (a threat-intelligence set, repeat offenders) that adapters
  * keep in memory so the scorer never makes a network round trip per event.
  */

@@ -39,7 +39,7 @@ const m = (
 });
 const noRep = Reputation.fromLists({});
 
-describe("the SPEC §3 worked example", () => {
+describe("the reference §3 worked example", () => {
   it("scores the envelope with rule 942100 and anomaly 65 as 95, critical", () => {
     const n = normalise(JSON.stringify(envelope({ anomaly: 65, rules: ["942100"] })), {
       maxRecordBytes: 1 << 20,

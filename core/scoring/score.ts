@@ -1,5 +1,5 @@
 /**
- * Severity (SPEC §3). The `seed` profile: anomaly score + category weights (once per distinct
+ * Severity (reference §3). The `seed` profile: anomaly score + category weights (once per distinct
  * category) + reputation bonus, not capped. The `crs` profile: what the record says happened
  * (core/scoring/crs.ts) + the same reputation bonus. Both: level by thresholds, the reported
  * `rule_id`, whether to alert.
@@ -22,7 +22,7 @@ export interface ScoringConfig {
   weights: Readonly<Record<string, number>>;
   /** Lower bounds of critical, high, medium (`SEVERITY_THRESHOLDS`, default 80,60,40). */
   thresholds: { critical: number; high: number; medium: number };
-  /** Points added for a known-malicious client IP (SPEC: +15). */
+  /** Points added for a known-malicious client IP (reference §3: +15). */
   reputationPoints: number;
   /** `SCORING_PROFILE`; absent means `seed`. */
   profile?: ProfileName;
@@ -69,7 +69,7 @@ function weightOf(prefix: string | undefined, weights: ScoringConfig["weights"])
 /**
  * Scores a normalised event.
  * @example
- * // The SPEC §3 worked example: envelope with rule 942100, anomaly 65, IP not malicious.
+ * // The reference §3 worked example: envelope with rule 942100, anomaly 65, IP not malicious.
  * scoreEvent(event, DEFAULT_SCORING, Reputation.fromLists({})).severity // 95, "critical"
  */
 export function scoreEvent(event: WafEvent, config: ScoringConfig, reputation: Reputation): Score {

@@ -1,6 +1,6 @@
 /**
- * The wire contract between the stream reader and the scoring function (SPEC §5),
- * and between the scoring function and the alert function (SPEC §4).
+ * The wire contract between the stream reader and the scoring function (reference §5),
+ * and between the scoring function and the alert function (reference §4).
  */
 
 /** One Redis Stream entry as the reader hands it to the scorer. */

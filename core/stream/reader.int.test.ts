@@ -1,5 +1,5 @@
 /**
- * `StreamReader` against a real Redis started by `local/services.ts` (SPEC §5). The scoring
+ * `StreamReader` against a real Redis started by `local/services.ts` (reference §5). The scoring
  * function is replaced by a scripted `ScorerInvoker` (our own port, not ioredis): it parses the
  * body it is given, records every call and answers as each test says. Each test uses its own
  * stream, DLQ and group keys. Nothing here asserts speed: tests wait for outcomes, with generous

@@ -1,5 +1,5 @@
 /**
- * `scoreBatch` (SPEC §5) against scripted fakes of its own ports: a record is done only when
+ * `scoreBatch` (reference §5) against scripted fakes of its own ports: a record is done only when
  * its point was accepted and, when critical, its alert payload was queued.
  */
 import { describe, expect, it } from "vitest";

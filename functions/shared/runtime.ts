@@ -8,7 +8,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type Config, loadConfig } from "../../core/config.ts";
 import type { Logger } from "../../core/lib/logger.ts";
 
-/** SST secret (linked resource) → the environment variable it stands for (SPEC §6). */
+/** SST secret (linked resource) → the environment variable it stands for (reference §6). */
 const SECRETS: Record<string, string> = {
   InfluxToken: "INFLUXDB_TOKEN",
   SlackWebhookUrl: "SLACK_WEBHOOK_URL",

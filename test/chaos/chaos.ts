@@ -1,5 +1,5 @@
 /**
- * Fault injection against the real local pipeline (SPEC §5, issue "nothing lost, nothing
+ * Fault injection against the real local pipeline (reference §5, issue "nothing lost, nothing
  * doubled"): a fixed set of records (valid, invalid, poison) is sent while the reader is
  * SIGKILLed and restarted (under new consumer names, so XAUTOCLAIM has to take over its
  * entries), every Redis client connection is dropped, InfluxDB 1.x is stopped for a while, and
