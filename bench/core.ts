@@ -29,6 +29,7 @@ export function benchSettings(): ScorerSettings {
       allowlist: ["10.0.0.0/8", "203.0.113.200"],
     }),
     privacy: { ipMasking: "off", ipHashKey: undefined },
+    campaigns: { windowSeconds: 300, minEvents: 20 },
   };
 }
 

@@ -3,6 +3,7 @@
  * when critical, its alert) or a rejection reason out. Pure: no I/O, no clock.
  */
 import { type Alert, toAlert } from "./alert/alert.ts";
+import type { CampaignSettings } from "./alert/campaign.ts";
 import type { Config } from "./config.ts";
 import { normalise } from "./event/normalise.ts";
 import type { WafEvent } from "./event/types.ts";
@@ -16,6 +17,8 @@ export interface ScorerSettings {
   scoring: ScoringConfig;
   reputation: Reputation;
   privacy: PrivacyConfig;
+  /** Campaign alerts (`CAMPAIGN_WINDOW_S`, `CAMPAIGN_MIN_EVENTS`; 0 turns them off). */
+  campaigns: CampaignSettings;
 }
 
 export type ScoredRecord =
@@ -74,5 +77,6 @@ export function scorerSettingsFrom(
       extraSources: extra.sources,
     }),
     privacy: { ipMasking: config.IP_MASKING, ipHashKey: config.IP_HASH_KEY },
+    campaigns: { windowSeconds: config.CAMPAIGN_WINDOW_S, minEvents: config.CAMPAIGN_MIN_EVENTS },
   };
 }

@@ -12,6 +12,7 @@ import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
 import type { AlertQueue } from "../core/alert/alert-queue.ts";
+import { CampaignStore } from "../core/alert/campaign-store.ts";
 import type { Config } from "../core/config.ts";
 import { emptyTally, LevelCounts } from "../core/metrics/level-counts.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
@@ -19,7 +20,7 @@ import { maskIp } from "../core/privacy/privacy.ts";
 import { ReputationCache, reputationCacheOptions } from "../core/reputation/cache.ts";
 import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
-import { scoreBatch } from "../core/use-cases/score-batch.ts";
+import { type CampaignTracker, scoreBatch } from "../core/use-cases/score-batch.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import {
@@ -38,6 +39,8 @@ export interface ScoreDeps {
   metrics?: Metrics;
   /** Per-minute counts by level for the live view (core/metrics/level-counts.ts); best effort. */
   counts?: Pick<LevelCounts, "add">;
+  /** Campaign windows (core/alert/campaign-store.ts); none = no campaign alerts. */
+  campaigns?: CampaignTracker;
 }
 
 const LEVEL_METRIC = {
@@ -81,6 +84,14 @@ export function createHandler(deps: ScoreDeps) {
       settings,
       writer: deps.writer,
       alerts: deps.alerts,
+      campaigns: deps.campaigns,
+      onCampaign: (a) =>
+        logger.info("campaign alert raised", {
+          tx_id: a.tx_id,
+          client_ip: a.client_ip,
+          severity: a.severity,
+          rule_id: a.rule_id,
+        }),
       onScored: (id, ev, score) => {
         levels[score.level]++;
         const fields = {
@@ -109,6 +120,10 @@ export function createHandler(deps: ScoreDeps) {
       metrics.addMetric("EventsRejected", MetricUnit.Count, summary.rejected);
       metrics.addMetric("EventsFailed", MetricUnit.Count, summary.failed);
       metrics.addMetric("AlertsQueued", MetricUnit.Count, summary.alerts);
+      metrics.addMetric("CampaignsRaised", MetricUnit.Count, summary.campaigns);
+      // Refused for good by the database (alarmed): the records are dead-lettered, their
+      // alerts went out anyway.
+      metrics.addMetric("PointsRefused", MetricUnit.Count, summary.pointsRefused);
       metrics.addMetric("BatchLatencyMs", MetricUnit.Milliseconds, Date.now() - started);
       for (const [level, n] of Object.entries(levels)) {
         metrics.addMetric(LEVEL_METRIC[level as keyof typeof LEVEL_METRIC], MetricUnit.Count, n);
@@ -139,6 +154,13 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
     logger,
     metrics: createMetrics("waf-scorer"),
     counts: new LevelCounts(redis, c.ALERT_LIST_KEY),
+    campaigns:
+      c.CAMPAIGN_MIN_EVENTS > 0
+        ? new CampaignStore(redis, {
+            prefix: `${c.ALERT_LIST_KEY}:campaign`,
+            settings: { windowSeconds: c.CAMPAIGN_WINDOW_S, minEvents: c.CAMPAIGN_MIN_EVENTS },
+          })
+        : undefined,
   };
 }
 

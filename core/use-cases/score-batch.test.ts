@@ -6,11 +6,12 @@ import { describe, expect, it } from "vitest";
 import { envelope } from "../../test/fixtures/records.ts";
 import type { Alert } from "../alert/alert.ts";
 import type { AlertPayload, AlertQueue } from "../alert/alert-queue.ts";
+import type { CampaignGroup } from "../alert/campaign-store.ts";
 import { loadConfig } from "../config.ts";
 import type { PointLine, PointWriter, WriteOutcome } from "../metrics/writer.ts";
 import { scorerSettingsFrom } from "../scorer.ts";
 import type { StreamRecord } from "../stream/contract.ts";
-import { type BatchDeps, scoreBatch } from "./score-batch.ts";
+import { type BatchDeps, type CampaignTracker, scoreBatch } from "./score-batch.ts";
 
 const settings = scorerSettingsFrom(loadConfig({}));
 
@@ -92,7 +93,14 @@ describe("scoreBatch", () => {
     expect(w.calls).toHaveLength(1);
     expect(w.calls[0]?.[0]?.key).toBe("1-0");
     expect(w.calls[0]?.[0]?.line).toMatch(/^waf_events,client_ip=203\.0\.113\.9,rule_id=942100,/);
-    expect(res.summary).toEqual({ scored: 1, rejected: 0, failed: 0, alerts: 0 });
+    expect(res.summary).toEqual({
+      scored: 1,
+      rejected: 0,
+      failed: 0,
+      alerts: 0,
+      campaigns: 0,
+      pointsRefused: 0,
+    });
   });
 
   it("reports a critical record done once its point was accepted and its alert queued", async () => {
@@ -146,7 +154,7 @@ describe("scoreBatch", () => {
     expect(q.enqueued).toEqual([]);
   });
 
-  it("rejects a record whose point the database refused for good, with the database's reason, and sends no alert", async () => {
+  it("row 1: rejects a record whose point the database refused for good, with the database's reason — and still sends its alert, counting the refusal", async () => {
     const q = scriptedQueue();
     const seen: string[] = [];
     const res = await run([critical("1-0", "tx-1")], {
@@ -158,11 +166,21 @@ describe("scoreBatch", () => {
       { itemIdentifier: "1-0", reason: expect.stringContaining("rejected by script") },
     ]);
     expect(res.batchItemFailures).toEqual([]);
-    expect(q.enqueued).toEqual([]);
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-1"]);
     expect(seen).toEqual(["1-0"]);
+    expect(res.summary).toMatchObject({ pointsRefused: 1, alerts: 1 });
   });
 
-  it("fails a record whose point write failed, and sends no alert for it", async () => {
+  it("row 1: retries (never dead-letters) a record whose point was refused while its alert could not be queued", async () => {
+    const res = await run([critical("1-0", "tx-1")], {
+      writer: scriptedWriter(byKey({ "1-0": "rejected" })).writer,
+      alerts: scriptedQueue(() => true).queue,
+    });
+    expect(ids(res.batchItemFailures)).toEqual(["1-0"]);
+    expect(res.rejected).toEqual([]);
+  });
+
+  it("fails a record whose point write failed; its alert is queued anyway (a retry re-queues it, the list keeps one)", async () => {
     const q = scriptedQueue();
     const failed: Array<[string, string]> = [];
     const res = await run([critical("1-0", "tx-1")], {
@@ -172,11 +190,11 @@ describe("scoreBatch", () => {
     });
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: "1-0" }]);
     expect(res.rejected).toEqual([]);
-    expect(q.enqueued).toEqual([]);
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-1"]);
     expect(failed).toEqual([["1-0", expect.stringContaining("failed by script")]]);
   });
 
-  it("sends alerts only for the critical records whose points were accepted", async () => {
+  it("row 1: sends the alert of every critical record, whatever became of its point", async () => {
     const q = scriptedQueue();
     const res = await run(
       [critical("1-0", "tx-ok"), critical("2-0", "tx-failed"), critical("3-0", "tx-refused")],
@@ -185,7 +203,7 @@ describe("scoreBatch", () => {
         alerts: q.queue,
       },
     );
-    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-ok"]);
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-ok", "tx-failed", "tx-refused"]);
     expect(ids(res.batchItemFailures)).toEqual(["2-0"]);
     expect(ids(res.rejected)).toEqual(["3-0"]);
   });
@@ -202,7 +220,7 @@ describe("scoreBatch", () => {
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: "1-0" }]);
     expect(res.rejected).toEqual([]);
     expect(w.calls.flat().map((l) => l.key)).toEqual(["1-0", "2-0"]);
-    expect(failed).toEqual([["1-0", expect.stringMatching(/alert not queued: Lambda throttled/)]]);
+    expect(failed).toEqual([["1-0", "alert not queued: Lambda throttled"]]);
     expect(res.summary).toMatchObject({ failed: 1, alerts: 0 });
   });
 
@@ -266,7 +284,14 @@ describe("scoreBatch", () => {
     expect(ids(res.rejected).sort()).toEqual(["3-0", "4-0"]);
     expect(ids(res.batchItemFailures)).toEqual(["5-0"]);
     expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-b", "tx-c"]);
-    expect(res.summary).toEqual({ scored: 5, rejected: 2, failed: 1, alerts: 2 });
+    expect(res.summary).toEqual({
+      scored: 5,
+      rejected: 2,
+      failed: 1,
+      alerts: 2,
+      campaigns: 0,
+      pointsRefused: 1,
+    });
   });
 
   it("never reports a record done when the writer gave its line no outcome", async () => {
@@ -280,7 +305,7 @@ describe("scoreBatch", () => {
     };
     const q = scriptedQueue();
     const res = await run([critical("1-0", "tx-1")], { writer, alerts: q.queue });
-    expect(q.enqueued).toEqual([]);
+    expect(q.alerts().map((a) => a.tx_id)).toEqual(["tx-1"]);
     expect(ids(res.batchItemFailures)).toEqual(["1-0"]);
   });
 });
@@ -304,5 +329,84 @@ describe("redriven records", () => {
     const plain = scriptedWriter();
     await run([critical("1700000000000-3", "tx-r")], { writer: plain.writer });
     expect(w.calls[0]?.[0]?.line).toBe(plain.calls[0]?.[0]?.line);
+  });
+});
+
+describe("campaign alerts", () => {
+  const campaignSettings = scorerSettingsFrom(loadConfig({ CAMPAIGN_MIN_EVENTS: "2" }));
+
+  /** A tracker that raises every group it sees, remembering what it was given. */
+  function raisingTracker(fail = false): CampaignTracker & { seen: CampaignGroup[] } {
+    const seen: CampaignGroup[] = [];
+    return {
+      seen,
+      async apply(groups) {
+        seen.push(...groups);
+        if (fail) throw new Error("NOSCRIPT");
+        return groups.map((g) => ({
+          clientKey: g.clientKey,
+          windowStart: g.windowStart,
+          figures: {
+            events: g.events.length,
+            blocked: 0,
+            maxSeverity: Math.max(...g.events.map((e) => e.severity)),
+            maxAnomaly: 65,
+            clientIp: g.events[0]?.clientIp,
+            categories: ["942"],
+            ruleCounts: new Map([["942100", g.events.length]]),
+          },
+        }));
+      },
+    };
+  }
+
+  it("counts every valid event in its client's window (the window of its stream entry) and queues the raised campaign alert with the event alerts", async () => {
+    const q = scriptedQueue();
+    const tracker = raisingTracker();
+    const res = await run(
+      [
+        critical("1700000000000-0", "tx-1"),
+        low("1700000001000-0", "tx-2"),
+        invalid("1700000002000-0"),
+      ],
+      { settings: campaignSettings, alerts: q.queue, campaigns: tracker },
+    );
+    expect(tracker.seen).toHaveLength(1);
+    expect(tracker.seen[0]).toMatchObject({ clientKey: "203.0.113.9", windowStart: 1699999800 });
+    expect(tracker.seen[0]?.events.map((e) => e.txId)).toEqual(["tx-1", "tx-2"]);
+    const kinds = q.alerts().map((a) => [a.kind, a.tx_id]);
+    expect(kinds).toEqual([
+      ["event", "tx-1"],
+      ["campaign", "campaign:203.0.113.9:1699999800"],
+    ]);
+    expect(res.summary).toMatchObject({ alerts: 2, campaigns: 1 });
+    expect(res.batchItemFailures).toEqual([]);
+  });
+
+  it("fails the window's records when the windows could not be counted, so their redelivery counts them", async () => {
+    const res = await run([low("1700000000000-0", "tx-1"), low("1700000001000-0", "tx-2")], {
+      settings: campaignSettings,
+      campaigns: raisingTracker(true),
+    });
+    expect(ids(res.batchItemFailures)).toEqual(["1700000000000-0", "1700000001000-0"]);
+  });
+
+  it("fails the window's records when its campaign alert could not be queued", async () => {
+    const q = scriptedQueue((p) => p.txIds.some((t) => t.startsWith("campaign:")));
+    const res = await run([low("1700000000000-0", "tx-1"), low("1700000001000-0", "tx-2")], {
+      settings: campaignSettings,
+      alerts: q.queue,
+      campaigns: raisingTracker(),
+    });
+    expect(ids(res.batchItemFailures)).toEqual(["1700000000000-0", "1700000001000-0"]);
+  });
+
+  it("asks nothing of the tracker when campaigns are off (CAMPAIGN_MIN_EVENTS=0)", async () => {
+    const tracker = raisingTracker();
+    await run([low("1700000000000-0", "tx-1")], {
+      settings: scorerSettingsFrom(loadConfig({ CAMPAIGN_MIN_EVENTS: "0" })),
+      campaigns: tracker,
+    });
+    expect(tracker.seen).toEqual([]);
   });
 });

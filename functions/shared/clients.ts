@@ -46,9 +46,9 @@ export function createAlertQueue(
       try {
         res = await invokeFunction(client, functionName, "Event", payload.body);
       } catch (err) {
-        throw new AlertQueueError(`alert function ${functionName}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        // The SDK's error name, not its message: messages can carry the endpoint URL.
+        const name = (err as Error)?.name ?? "Error";
+        throw new AlertQueueError(`alert function ${functionName}: ${name}`, { cause: err });
       }
       if (res.StatusCode !== 202) {
         throw new AlertQueueError(
