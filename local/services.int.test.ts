@@ -284,14 +284,16 @@ describe("lifecycle", () => {
         const { startRedis } = await import(${JSON.stringify(path.join(here, "services.ts"))});
         const redis = await startRedis();
         console.log(JSON.stringify({ port: redis.port, dir: redis.dir }));
-        ${ending === "is SIGKILLed" ? "setInterval(() => {}, 1000);" : ""}
+        // Alive until the test has looked (stdin open), then: killed, or an event loop that empties.
+        process.stdin.resume();
+        process.stdin.once("end", () => process.stdin.pause());
       `;
       const child = spawn(
         process.execPath,
         ["--import", "tsx", "--input-type=module", "-e", code],
         {
           cwd: path.join(here, ".."),
-          stdio: ["ignore", "pipe", "inherit"],
+          stdio: ["pipe", "pipe", "inherit"],
         },
       );
       const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -306,6 +308,7 @@ describe("lifecycle", () => {
       const { port, dir } = JSON.parse(line) as { port: number; dir: string };
       expect(await canBind(port)).toBe(false);
       if (ending === "is SIGKILLed") child.kill("SIGKILL");
+      else child.stdin?.end();
       // Also proves the server does not keep its parent's event loop alive.
       await exited;
       expect(await eventually(() => canBind(port))).toBe(true);
