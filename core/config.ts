@@ -230,6 +230,14 @@ export const configSchema = z
     REPEAT_OFFENDER_TTL_S: int(3600, 1),
     /** How often the scorer reloads the reputation set and repeat offenders into memory. */
     REPUTATION_REFRESH_S: int(30, 1, 86_400),
+    /**
+     * How the point carries the client address: `tag` (the default schema) or `field`, with a
+     * bounded `client_net` tag (IPv4 /24, IPv6 /48) so no attacker can grow the series count.
+     */
+    INFLUX_IP_AS: z
+      .enum(["tag", "field"], { error: "must be tag or field" })
+      .optional()
+      .transform((v) => v ?? "tag"),
     IP_MASKING: z
       .enum(["off", "truncate", "hash"], { error: "must be off, truncate or hash" })
       .optional()

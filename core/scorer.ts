@@ -7,7 +7,7 @@ import type { CampaignSettings } from "./alert/campaign.ts";
 import type { Config } from "./config.ts";
 import { normalise } from "./event/normalise.ts";
 import type { WafEvent } from "./event/types.ts";
-import { toPointLine } from "./metrics/point.ts";
+import { type IpAs, toPointLine } from "./metrics/point.ts";
 import type { PrivacyConfig } from "./privacy/privacy.ts";
 import { type MaliciousSource, Reputation } from "./scoring/reputation.ts";
 import { DEFAULT_SCORING, type Score, type ScoringConfig, scoreEvent } from "./scoring/score.ts";
@@ -19,6 +19,8 @@ export interface ScorerSettings {
   privacy: PrivacyConfig;
   /** Campaign alerts (`CAMPAIGN_WINDOW_S`, `CAMPAIGN_MIN_EVENTS`; 0 turns them off). */
   campaigns: CampaignSettings;
+  /** `INFLUX_IP_AS`: the client address as a tag (default) or as a field beside `client_net`. */
+  ipAs?: IpAs;
 }
 
 export type ScoredRecord =
@@ -48,9 +50,10 @@ export function outputsOf(
   scored: { event: WafEvent; score: Score },
   streamId: string | undefined,
   privacy: PrivacyConfig,
+  ipAs: IpAs = "tag",
 ): RecordOutputs {
   return {
-    line: toPointLine(scored.event, scored.score, streamId, privacy),
+    line: toPointLine(scored.event, scored.score, streamId, privacy, ipAs),
     alert: scored.score.alert ? toAlert(scored.event, scored.score, streamId, privacy) : undefined,
   };
 }
@@ -78,5 +81,6 @@ export function scorerSettingsFrom(
     }),
     privacy: { ipMasking: config.IP_MASKING, ipHashKey: config.IP_HASH_KEY },
     campaigns: { windowSeconds: config.CAMPAIGN_WINDOW_S, minEvents: config.CAMPAIGN_MIN_EVENTS },
+    ipAs: config.INFLUX_IP_AS,
   };
 }

@@ -231,7 +231,12 @@ export async function startVictoriaMetrics(opts: { dir?: string } = {}): Promise
  * given. Its RPC (backup) port is a second free port, also kept across restarts.
  */
 export async function startInfluxDB1(
-  opts: { dir?: string; database?: string } = {},
+  opts: {
+    dir?: string;
+    database?: string;
+    /** `max-values-per-tag` (InfluxDB's default: 100,000): new tag values past it are refused. */
+    maxValuesPerTag?: number;
+  } = {},
 ): Promise<RunningService> {
   const service = await startService({
     name: "influxd",
@@ -251,6 +256,9 @@ export async function startInfluxDB1(
         // One log line per request would flood the pipe under load and bury start-up errors.
         INFLUXDB_HTTP_LOG_ENABLED: "false",
         INFLUXDB_DATA_QUERY_LOG_ENABLED: "false",
+        ...(opts.maxValuesPerTag === undefined
+          ? {}
+          : { INFLUXDB_DATA_MAX_VALUES_PER_TAG: String(opts.maxValuesPerTag) }),
       },
     }),
     ready: (_proc, [port]) => httpOk(`http://${LOOPBACK}:${port}/ping`, 204),

@@ -7,10 +7,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createV1Writer } from "../core/metrics/influx-v1.ts";
+import { clientNet } from "../core/metrics/point.ts";
 import { type RunningService, startInfluxDB1 } from "../local/services.ts";
 import { influxQuery, influxRows } from "./readback.ts";
 
 const DB = "waf-grafana";
+const OFF = { ipMasking: "off" as const, ipHashKey: undefined };
 
 interface Target {
   refId: string;
@@ -41,9 +43,17 @@ const panel = (title: string) => dashboard.panels.find((p) => p.title === title)
 const query = (title: string, ref = "A") =>
   panel(title).targets.find((t) => t.refId === ref)?.query as string;
 
-/** What Grafana substitutes before sending a query: the last hour, one-minute buckets. */
-function expand(q: string): string {
-  return q.replaceAll("$timeFilter", "time >= now() - 1h").replaceAll("$__interval", "1m");
+/**
+ * What Grafana substitutes before sending a query: the last hour, one-minute buckets, and the
+ * `client` variable (the tag per-client panels group by: `client_ip`, or `client_net` with
+ * INFLUX_IP_AS=field).
+ */
+function expander(client: string): (q: string) => string {
+  return (q) =>
+    q
+      .replaceAll("$timeFilter", "time >= now() - 1h")
+      .replaceAll("$__interval", "1m")
+      .replaceAll("$client", client);
 }
 
 // [client_ip, rule_id, level, severity, events]: within the last hour.
@@ -56,8 +66,35 @@ const DATA: Array<[string, string, string, number, number]> = [
   ["192.0.2.50", "930120", "critical", 85, 2],
 ];
 
-describe("Grafana dashboard waf-events.json", () => {
+/** Per mode: the `client` variable, and what the per-client panels must return. */
+const MODES = [
+  {
+    ipAs: "tag" as const,
+    client: "client_ip",
+    distinct: 6,
+    top: [
+      ["203.0.113.7", 5],
+      ["198.51.100.4", 3],
+    ],
+    topCount: 6,
+    critical: { "203.0.113.7": 5, "192.0.2.50": 2, "2001:db8::1": 1 },
+  },
+  {
+    ipAs: "field" as const,
+    client: "client_net",
+    distinct: 4,
+    top: [
+      ["192.0.2.0/24", 5],
+      ["203.0.113.0/24", 5],
+    ],
+    topCount: 4,
+    critical: { "203.0.113.0/24": 5, "192.0.2.0/24": 2, "2001:db8::/48": 1 },
+  },
+];
+
+describe.each(MODES)("Grafana dashboard waf-events.json, INFLUX_IP_AS=$ipAs", (mode) => {
   let influx: RunningService;
+  const expand = expander(mode.client);
 
   beforeAll(async () => {
     influx = await startInfluxDB1({ database: DB });
@@ -68,10 +105,12 @@ describe("Grafana dashboard waf-events.json", () => {
         // Spread over the last 40 minutes; distinct timestamps, so no point overwrites another.
         const t =
           now - BigInt((row * 7 + i * 3 + 1) * 60) * 1_000_000_000n - BigInt(row * 1000 + i);
-        return {
-          key: `${row}-${i}`,
-          line: `waf_events,client_ip=${ip},rule_id=${rule},severity_level=${level} anomaly_score=${severity}i,severity=${severity}i,response_code=403i ${t}`,
-        };
+        const numbers = `anomaly_score=${severity}i,severity=${severity}i,response_code=403i`;
+        const line =
+          mode.ipAs === "tag"
+            ? `waf_events,client_ip=${ip},rule_id=${rule},severity_level=${level} ${numbers} ${t}`
+            : `waf_events,client_net=${clientNet(ip, OFF)},rule_id=${rule},severity_level=${level} ${numbers},client_ip="${ip}" ${t}`;
+        return { key: `${row}-${i}`, line };
       }),
     );
     const outcomes = await writer.write(lines);
@@ -138,7 +177,9 @@ describe("Grafana dashboard waf-events.json", () => {
 
     expect(await q("Critical events (alerts)")).toEqual([expect.objectContaining({ count: 8 })]);
     expect(await q("Events")).toEqual([expect.objectContaining({ count: 14 })]);
-    expect(await q("Distinct client IPs")).toEqual([expect.objectContaining({ count: 6 })]);
+    expect(await q("Distinct clients ($client)")).toEqual([
+      expect.objectContaining({ count: mode.distinct }),
+    ]);
     expect(await q("Highest severity")).toEqual([expect.objectContaining({ max: 120 })]);
 
     // reference §8's query shape: mean severity per minute and level.
@@ -182,18 +223,13 @@ describe("Grafana dashboard waf-events.json", () => {
     expect(await category("other")).toBe(1);
 
     const ips = await q("Top client IPs");
-    expect(ips.slice(0, 3).map((r) => [r.client_ip, r.events])).toEqual([
-      ["203.0.113.7", 5],
-      ["198.51.100.4", 3],
-      expect.arrayContaining([expect.any(String), 2]),
-    ]);
-    expect(ips).toHaveLength(6);
+    const ranked = ips.map((r) => [r[mode.client], r.events]);
+    expect(ranked.slice(0, 2).sort()).toEqual([...mode.top].sort());
+    expect(ips).toHaveLength(mode.topCount);
     const criticalIps = await q("Top client IPs at critical");
-    expect(Object.fromEntries(criticalIps.map((r) => [r.client_ip, r.alerts]))).toEqual({
-      "203.0.113.7": 5,
-      "192.0.2.50": 2,
-      "2001:db8::1": 1,
-    });
+    expect(Object.fromEntries(criticalIps.map((r) => [r[mode.client], r.alerts]))).toEqual(
+      mode.critical,
+    );
 
     const rules = await q("Events by rule");
     expect(

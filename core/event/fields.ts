@@ -147,6 +147,29 @@ export function interruptedOf(v: unknown): boolean | undefined {
   return typeof v === "boolean" ? v : undefined;
 }
 
+/** Longest rule ID kept from a message; CRS's are six digits. */
+export const MAX_MESSAGE_RULE_ID = 64;
+
+/**
+ * A message's rule ID as every output can carry it: well-formed UTF-16, no control character,
+ * no backslash (line protocol cannot escape a trailing one), at most 64 characters. An odd ID
+ * is made safe, never a reason to refuse the record: a record must not lose its alert over it.
+ * @example boundRuleId("942100") // "942100"; boundRuleId("x\\") // "x/"
+ */
+export function boundRuleId(id: string | undefined): string | undefined {
+  if (id === undefined) return undefined;
+  const s = id.length > MAX_MESSAGE_RULE_ID ? id.slice(0, MAX_MESSAGE_RULE_ID) : id;
+  let out = "";
+  let changed = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const unsafe = c < 0x20 || c === 0x7f || c === 0x5c;
+    if (unsafe) changed = true;
+    out += unsafe ? (c === 0x5c ? "/" : "?") : s[i];
+  }
+  return (changed ? out : s).toWellFormed();
+}
+
 /** One rule match from its parts, the facts above included (both paths build it here). */
 export function ruleMatch(
   ruleId: string | undefined,
@@ -156,13 +179,14 @@ export function ruleMatch(
   tags: unknown,
   match: unknown,
 ): RuleMatch {
+  const id = boundRuleId(ruleId);
   return {
-    ruleId,
+    ruleId: id,
     severity,
     message,
     msg,
     paranoiaLevel: paranoiaLevelOf(tags),
-    threshold: thresholdOf(ruleId, match),
+    threshold: thresholdOf(id, match),
   };
 }
 

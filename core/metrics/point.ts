@@ -4,6 +4,7 @@
  * and the timestamp scheme that keeps distinct events apart while a redelivered event
  * rewrites its own point.
  */
+import { formatIp, parseIp, truncateIp } from "../event/ip.ts";
 import type { WafEvent } from "../event/types.ts";
 import type { PrivacyConfig } from "../privacy/privacy.ts";
 import { maskIp } from "../privacy/privacy.ts";
@@ -57,6 +58,23 @@ export function eventUnixSeconds(event: WafEvent, streamId: string | undefined):
 }
 
 /**
+ * How the point carries the client address (`INFLUX_IP_AS`): as the `client_ip` tag (the
+ * default schema), or as a `client_ip` string field beside a `client_net` tag (IPv4 /24, IPv6
+ * /48), which bounds the series an attacker with many addresses can create.
+ */
+export type IpAs = "tag" | "field";
+
+/** The network an address belongs to, as `client_net` carries it: `203.0.113.0/24`, `2001:db8:1::/48`. */
+export function clientNet(clientIp: string, privacy: PrivacyConfig): string {
+  const ip = parseIp(clientIp);
+  if (!ip) return "invalid";
+  const bits = ip.version === 4 ? 24 : 48;
+  const net = `${formatIp(truncateIp(ip, bits))}/${bits}`;
+  // Hashed addresses get hashed networks: a tag must not give back what the field hides.
+  return privacy.ipMasking === "hash" ? maskIp(net, privacy) : net;
+}
+
+/**
  * The event's point as its parts. The client IP is masked per `IP_MASKING` (reputation was
  * decided before, on the real address).
  */
@@ -65,19 +83,34 @@ export function toPoint(
   score: Score,
   streamId: string | undefined,
   privacy: PrivacyConfig,
+  ipAs: IpAs = "tag",
 ): PointParts {
+  const ip = maskIp(event.clientIp, privacy);
+  const numbers: PointParts["fields"] = [
+    ["anomaly_score", { int: score.anomalyScore }],
+    ["severity", { int: score.severity }],
+    ["response_code", { int: event.responseCode ?? 0 }],
+  ];
+  if (ipAs === "field") {
+    return {
+      measurement: MEASUREMENT,
+      tags: [
+        ["client_net", clientNet(event.clientIp, privacy)],
+        ["rule_id", score.ruleId],
+        ["severity_level", score.level],
+      ],
+      fields: [...numbers, ["client_ip", { str: ip }]],
+      timeNs: pointTimeNs(event, streamId),
+    };
+  }
   return {
     measurement: MEASUREMENT,
     tags: [
-      ["client_ip", maskIp(event.clientIp, privacy)],
+      ["client_ip", ip],
       ["rule_id", score.ruleId],
       ["severity_level", score.level],
     ],
-    fields: [
-      ["anomaly_score", { int: score.anomalyScore }],
-      ["severity", { int: score.severity }],
-      ["response_code", { int: event.responseCode ?? 0 }],
-    ],
+    fields: numbers,
     timeNs: pointTimeNs(event, streamId),
   };
 }
@@ -88,6 +121,7 @@ export function toPointLine(
   score: Score,
   streamId: string | undefined,
   privacy: PrivacyConfig,
+  ipAs: IpAs = "tag",
 ): string {
-  return lineOf(toPoint(event, score, streamId, privacy));
+  return lineOf(toPoint(event, score, streamId, privacy, ipAs));
 }
