@@ -20,12 +20,13 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { Redis } from "ioredis";
 import { sleep } from "../core/lib/time.ts";
 import { pointTimeNs } from "../core/metrics/point.ts";
 import { scoreRecord } from "../core/scorer.ts";
 import { streamStatus } from "../core/stream/status.ts";
+import { createLambdaClient } from "../functions/shared/lambda.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { benchSettings } from "./core.ts";
 import { CpuMeter, percentile, progress, RssSampler, round1 } from "./measure.ts";
@@ -283,13 +284,16 @@ async function offer(
   return ids;
 }
 
-function lambdaClient(endpoint: string): LambdaClient {
-  return new LambdaClient({
-    endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+function lambdaClient(endpoint: string, token: string | undefined): LambdaClient {
+  return createLambdaClient(
+    {
+      endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      maxAttempts: 1,
+    },
+    token,
+  );
 }
 
 const encoder = new TextEncoder();
@@ -385,7 +389,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     progress(
       `cost: ${o.costBatches} batches of ${o.batchSize} and ${o.costSingles} single records, one at a time`,
     );
-    const client = lambdaClient(stack.lambdaUrl);
+    const client = lambdaClient(stack.lambdaUrl, stack.env.LOCAL_LAMBDA_TOKEN);
     const fn = stack.env.SCORER_FUNCTION ?? "waf-scorer";
     const alertFn = stack.env.ALERT_FUNCTION ?? "waf-alerter";
     const body = (from: number, count: number) => {

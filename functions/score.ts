@@ -7,7 +7,6 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
-import { LambdaClient } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
@@ -22,6 +21,7 @@ import { type ScorerSettings, scorerSettingsFrom } from "../core/scorer.ts";
 import type { ScoreResponse } from "../core/stream/contract.ts";
 import { type CampaignTracker, scoreBatch } from "../core/use-cases/score-batch.ts";
 import { createAlertQueue, createPointWriter } from "./shared/clients.ts";
+import { createLambdaClient } from "./shared/lambda.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import {
   createLogger,
@@ -150,7 +150,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
       sources,
     }),
     writer: createPointWriter(c, logger),
-    alerts: createAlertQueue(new LambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
+    alerts: createAlertQueue(createLambdaClient({ maxAttempts: 3 }), c.ALERT_FUNCTION),
     logger,
     metrics: createMetrics("waf-scorer"),
     counts: new LevelCounts(redis, c.ALERT_LIST_KEY),

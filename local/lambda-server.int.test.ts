@@ -5,13 +5,14 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import {
   InvalidRequestContentException,
   type InvocationType,
   InvokeCommand,
   type InvokeCommandOutput,
-  LambdaClient,
+  type LambdaClient,
   RequestTooLargeException,
   ResourceNotFoundException,
   ServiceException,
@@ -20,12 +21,14 @@ import type { Context } from "aws-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../core/lib/logger.ts";
+import { createLambdaClient } from "../functions/shared/lambda.ts";
 import { CONSUMER_GROUP, type FailedInvocation, queueKeys } from "./event-queue.ts";
 import {
   type LambdaServerOptions,
   type LocalHandler,
   parseFunctionName,
   startLambdaServer,
+  TOKEN_HEADER,
 } from "./lambda-server.ts";
 import { type RunningService, startRedis } from "./services.ts";
 
@@ -59,13 +62,16 @@ async function server(opts: Partial<LambdaServerOptions> & Pick<LambdaServerOpti
   return started;
 }
 
-function client(target: { url: string }): LambdaClient {
-  const lambda = new LambdaClient({
-    endpoint: target.url,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+function client(target: { url: string; token: string }): LambdaClient {
+  const lambda = createLambdaClient(
+    {
+      endpoint: target.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      maxAttempts: 1,
+    },
+    target.token,
+  );
   cleanups.push(() => lambda.destroy());
   return lambda;
 }
@@ -233,11 +239,14 @@ describe("RequestResponse", () => {
     const previous = process.env.AWS_ENDPOINT_URL_LAMBDA;
     process.env.AWS_ENDPOINT_URL_LAMBDA = srv.url;
     try {
-      const lambda = new LambdaClient({
-        region: "us-east-1",
-        credentials: { accessKeyId: "local", secretAccessKey: "local" },
-        maxAttempts: 1,
-      });
+      const lambda = createLambdaClient(
+        {
+          region: "us-east-1",
+          credentials: { accessKeyId: "local", secretAccessKey: "local" },
+          maxAttempts: 1,
+        },
+        srv.token,
+      );
       cleanups.push(() => lambda.destroy());
       expect(decode(await invoke(lambda, "score", {}))).toBe(42);
     } finally {
@@ -274,6 +283,47 @@ describe("RequestResponse", () => {
     expect(decode(out)).toBe("finished");
     // The caller's connection is the caller's to close.
     expect(await redis.ping()).toBe("PONG");
+  });
+});
+
+describe("row 11: who may invoke", () => {
+  /** A raw POST, with exactly the headers given (a browser page's request, a rebound name…). */
+  function post(url: string, headers: Record<string, string>): Promise<number> {
+    const u = new URL("/2015-03-31/functions/score/invocations", url);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: "POST",
+          headers,
+          setHost: false,
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.once("error", reject);
+      req.end("{}");
+    });
+  }
+
+  it("refuses a browser page (Origin), a non-loopback Host and a missing or wrong token; serves its own callers", async () => {
+    const calls = recorder(() => 1);
+    const srv = await server({ functions: { score: calls.handler } });
+    const host = new URL(srv.url).host;
+    const token = { [TOKEN_HEADER]: srv.token, "content-type": "application/json" };
+    // What a page on any site could send with fetch(…, { mode: "no-cors" }): a text/plain POST.
+    expect(await post(srv.url, { ...token, host, origin: "https://evil.example" })).toBe(403);
+    expect(await post(srv.url, { ...token, host: "attacker.example:80" })).toBe(403);
+    expect(await post(srv.url, { host, "content-type": "text/plain" })).toBe(403);
+    expect(await post(srv.url, { host, [TOKEN_HEADER]: "x".repeat(srv.token.length) })).toBe(403);
+    expect(calls.calls).toHaveLength(0);
+    expect(await post(srv.url, { ...token, host })).toBe(200);
+    expect(await post(srv.url, { ...token, host: `localhost:${new URL(srv.url).port}` })).toBe(200);
+    expect(calls.calls).toHaveLength(2);
   });
 });
 
@@ -553,6 +603,8 @@ describe("Redis outages", () => {
  * A runtime in a child process whose `alert` handler never returns, so it can be SIGKILLed
  * while holding an invocation: a real crash, with no close() and no finally blocks.
  */
+const CRASHING_TOKEN = "crashing-runtime-token";
+
 async function crashingRuntime(prefix: string) {
   const serverModule = fileURLToPath(new URL("./lambda-server.ts", import.meta.url));
   const script = `
@@ -562,6 +614,7 @@ async function crashingRuntime(prefix: string) {
     const server = await startLambdaServer({
       redis: new Redis(${JSON.stringify(redisService.url)}),
       queueKeyPrefix: ${JSON.stringify(prefix)},
+      token: ${JSON.stringify(CRASHING_TOKEN)},
       logger: quiet,
       functions: {
         alert: async () => {
@@ -605,6 +658,7 @@ async function crashingRuntime(prefix: string) {
   const [, url] = await lines(/listening (\S+)/);
   return {
     url: url as string,
+    token: CRASHING_TOKEN,
     handlerStarted: lines(/handler-started/),
     kill: async () => {
       proc.kill("SIGKILL");

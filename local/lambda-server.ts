@@ -18,13 +18,14 @@
  * process.env.AWS_ENDPOINT_URL_LAMBDA = server.url;
  */
 
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ClientContext, Context } from "aws-lambda";
 import type { Redis } from "ioredis";
 import { consoleLogger, type Logger } from "../core/lib/logger.ts";
 import { sleep } from "../core/lib/time.ts";
+import { LOCAL_TOKEN_HEADER } from "../functions/shared/lambda.ts";
 import { EventQueue, type EventQueueStats, errorText, type QueuedEvent } from "./event-queue.ts";
 
 export type LocalHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -47,6 +48,8 @@ export interface LambdaServerOptions {
   host?: string;
   /** Default `waf:local-lambda`. */
   queueKeyPrefix?: string;
+  /** The per-run token callers must send in {@link TOKEN_HEADER}; default: a random one. */
+  token?: string;
   /** Delays before the retries of a failed `Event` invocation; AWS retries twice. Default [1000, 2000]. */
   retryDelaysMs?: number[];
   /** Called after the last attempt of an `Event` invocation failed (it is also kept in `${prefix}:failed:${fn}`). */
@@ -91,12 +94,35 @@ export interface LambdaServer {
   /** `http://host:port`, for `AWS_ENDPOINT_URL_LAMBDA` or `LambdaClient({ endpoint })`. */
   url: string;
   port: number;
+  /** What callers send in {@link TOKEN_HEADER} (see functions/shared/lambda.ts). */
+  token: string;
   /** Stops accepting, lets running invocations finish (bounded), stops the workers. Idempotent. */
   close(): Promise<void>;
   stats(): LambdaServerStats;
 }
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
+
+/** The header carrying the per-run token; callers learn it from `LOCAL_LAMBDA_TOKEN`. */
+export const TOKEN_HEADER = LOCAL_TOKEN_HEADER;
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+
+/**
+ * Who may invoke: not a browser page (it would send `Origin`: a page on any site could forge
+ * alerts with a `text/plain` POST), not a DNS-rebound name (a `Host` that is not loopback), and
+ * only a caller that holds this run's token (the local runtime hands it to the reader and the
+ * scorer through their environment). Compared in constant time.
+ */
+function refusal(req: IncomingMessage, token: string): string | undefined {
+  if (req.headers.origin !== undefined) return "requests from a browser page are refused";
+  const host = req.headers.host ?? "";
+  if (!LOOPBACK_HOST.test(host)) return "the Host header must name a loopback address";
+  const sent = headerValue(req, TOKEN_HEADER) ?? "";
+  const a = Buffer.from(sent);
+  const b = Buffer.from(token);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return `missing or wrong ${TOKEN_HEADER}`;
+  return undefined;
+}
 
 /**
  * Starts the local Invoke API. Resolves once it listens and the queues exist; its workers first
@@ -111,6 +137,7 @@ export async function startLambdaServer(opts: LambdaServerOptions): Promise<Lamb
   const retryDelaysMs = opts.retryDelaysMs ?? [1_000, 2_000];
   const drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
   const functions = new Map(Object.entries(opts.functions));
+  const token = opts.token ?? randomBytes(24).toString("hex");
   const logStreamName = `${new Date().toISOString().slice(0, 10).replaceAll("-", "/")}/[$LATEST]${randomBytes(16).toString("hex")}`;
   const arnOf = (name: string, qualifier?: string) =>
     `arn:aws:lambda:${region}:${accountId}:function:${name}${qualifier ? `:${qualifier}` : ""}`;
@@ -220,6 +247,12 @@ export async function startLambdaServer(opts: LambdaServerOptions): Promise<Lamb
         JSON.stringify({ Type: status >= 500 ? "Service" : "User", message }),
       );
 
+    const denied = refusal(req, token);
+    if (denied) {
+      await readBody(req, 0);
+      fail(403, "AccessDeniedException", `The local Lambda runtime: ${denied}`);
+      return;
+    }
     const url = new URL(req.url ?? "/", "http://localhost");
     const match = INVOKE_PATH.exec(url.pathname);
     if (req.method !== "POST" || !match?.[1]) {
@@ -405,7 +438,7 @@ export async function startLambdaServer(opts: LambdaServerOptions): Promise<Lamb
     };
   };
 
-  return { url, port: address.port, close, stats };
+  return { url, port: address.port, token, close, stats };
 }
 
 /**

@@ -3,7 +3,8 @@
  * Invoke API (reference §8). Started by `npm start` (and the integration tests) as a child
  * process; the very same handler modules run on AWS.
  *
- * Env: the reference §6 variables, plus LOCAL_LAMBDA_PORT (where to listen) and the function
+ * Env: the reference §6 variables, plus LOCAL_LAMBDA_PORT (where to listen), LOCAL_LAMBDA_TOKEN
+ * (the per-run token callers must send) and the function
  * names SCORER_FUNCTION / ALERT_FUNCTION. Tells its parent `{ ready: url }` over IPC.
  */
 import { ConfigError } from "../core/config.ts";
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     },
     redis,
     port: Number(process.env.LOCAL_LAMBDA_PORT ?? 0),
+    // Handed to the reader and the scorer by the stack (local/stack.ts): only they may invoke.
+    token: process.env.LOCAL_LAMBDA_TOKEN || undefined,
     retryDelaysMs: [1000, 2000],
     logger,
   });

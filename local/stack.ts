@@ -4,7 +4,9 @@
  * scoring and alert handlers, and the stream reader calling it through the AWS SDK.
  * Used by `npm start` and by the integration tests.
  */
+
 import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,6 +113,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     INFLUXDB_API: influxApi,
     INFLUXDB_BUCKET: bucket,
     LOCAL_LAMBDA_PORT: String(lambdaPort),
+    // The Invoke API answers only callers that hold this run's token (local/lambda-server.ts).
+    LOCAL_LAMBDA_TOKEN: randomBytes(24).toString("hex"),
     AWS_ENDPOINT_URL_LAMBDA: lambdaUrl,
     AWS_REGION: process.env.AWS_REGION ?? "us-east-1",
     AWS_ACCESS_KEY_ID: "local",

@@ -9,10 +9,12 @@
  *   npm start -- --logs       stream the processes' JSON logs here instead of the summary
  *   npm start -- --view-port 9000   the live view's port (default 8900, or any free one if taken)
  */
+
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../core/config.ts";
+import { maskUrl } from "../core/lib/url.ts";
 import { streamNames } from "../core/stream/keys.ts";
 import { streamStatus } from "../core/stream/status.ts";
 import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
@@ -77,7 +79,9 @@ async function main(): Promise<void> {
   const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
   // The summary is best effort; a lost connection shows as a stale line, never as an error dump.
   redis.on("error", () => undefined);
-  const redisShown = stack.redisUrl.replace(/\/\/[^@/]*@/, "//***@");
+  // Printed, so never with a password (the URLs may come from the environment).
+  const redisShown = maskUrl(stack.redisUrl);
+  const influxShown = maskUrl(stack.influxUrl);
   let view: LiveView;
   try {
     view = await startView(redis, redisShown, config, viewPort);
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
   console.log(
     [
       `  Redis       ${redisShown}${stack.services.redis ? " (throwaway)" : ""}`,
-      `  InfluxDB    ${stack.influxUrl} (${influxApi} API${stack.services.influx ? `, throwaway ${influxApi === "v1" ? "InfluxDB 1.x" : "VictoriaMetrics"}` : ""}, bucket ${config.INFLUXDB_BUCKET})`,
+      `  InfluxDB    ${influxShown} (${influxApi} API${stack.services.influx ? `, throwaway ${influxApi === "v1" ? "InfluxDB 1.x" : "VictoriaMetrics"}` : ""}, bucket ${config.INFLUXDB_BUCKET})`,
       `  Invoke API  ${stack.lambdaUrl} (functions waf-scorer, waf-alerter)`,
       `  live view   ${view.url}`,
       `  health      ${stack.healthUrl() ?? "(reader not started)"}`,

@@ -3,6 +3,7 @@
  * (its production bundle) → local Lambda Invoke API → scorer → InfluxDB, alerts → alert
  * function → Redis list. Real Redis, VictoriaMetrics and InfluxDB 1.x; the real AWS SDK.
  */
+
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLambdaClient } from "../functions/shared/lambda.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { corazaText, envelope, fixtureLines } from "./fixtures/records.ts";
 import { influxQuery, influxRows, victoriaPoints } from "./readback.ts";
@@ -276,12 +278,15 @@ describe("pipeline with InfluxDB 1.x (v1 API)", () => {
     const dlqBefore = await redis.xlen(DLQ);
 
     // Redelivery: the scorer gets the same entries again (as after a reader crash before XACK).
-    const lambda = new LambdaClient({
-      endpoint: stack.lambdaUrl,
-      region: "us-east-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      maxAttempts: 1,
-    });
+    const lambda = createLambdaClient(
+      {
+        endpoint: stack.lambdaUrl,
+        region: "us-east-1",
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+        maxAttempts: 1,
+      },
+      stack.env.LOCAL_LAMBDA_TOKEN,
+    );
     const batch = {
       records: records.map((r, i) => ({ id: ids[i] as string, data: r.text, deliveryCount: 2 })),
     };

@@ -533,3 +533,23 @@ describe("hostile input (property)", () => {
     );
   });
 });
+
+describe("row 8: reasons never quote the record", () => {
+  const secret = "session=9f8e7d6c5b4a";
+  it.each([
+    [`Cookie: ${secret}`],
+    [`[${JSON.stringify(secret)},]`],
+    [`{"transaction": ${JSON.stringify(secret)}`],
+    [`{"a":1}${secret}`],
+    [`"\\${secret}"`],
+    [`{${secret}}`],
+    [`${secret}`],
+  ])("keeps %j out of its reason", (text) => {
+    const r = normalise(text, { maxRecordBytes: 1 << 20 });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.reason).toMatch(/^not JSON: [a-z ]+( at position \d+)?$/);
+    expect(r.reason).not.toContain("9f8e");
+    expect(r.reason).not.toContain("session");
+  });
+});

@@ -136,6 +136,21 @@ function firstIssue(error: z.ZodError): z.core.$ZodIssue {
 }
 
 /**
+ * Why `JSON.parse` refused a record, as fixed text: V8's messages quote the input (`Unexpected
+ * token 'C', "Cookie: se"... is not valid JSON`), and reasons reach logs and the dead-letter
+ * stream. Only the kind of error and its position survive.
+ */
+export function jsonErrorReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : "";
+  const at = /at position (\d{1,10})/.exec(message)?.[1];
+  const where = at === undefined ? "" : ` at position ${at}`;
+  if (/Unexpected end of JSON input/.test(message)) return "not JSON: unexpected end of input";
+  if (/after JSON/.test(message)) return `not JSON: unexpected data after the value${where}`;
+  if (/escaped character|escape/i.test(message)) return `not JSON: bad escape${where}`;
+  return `not JSON: syntax error${where}`;
+}
+
+/**
  * Normalises one record's text: size check, JSON parse, format detection, schema validation.
  * @example
  * const r = normalise(line, { maxRecordBytes: 1 << 20 });
@@ -160,16 +175,15 @@ export function normalise(text: string, opts: NormaliseOptions): NormaliseResult
     try {
       rec = JSON.parse(text);
     } catch (err) {
-      // V8 quotes a piece of the input in some messages; keep it out of reasons (they are logged).
-      const msg = (err as Error).message.replace(/, ".*" is not valid JSON$/s, "");
-      return { ok: false, reason: `not JSON: ${msg}`.slice(0, MAX_REASON) };
+      return { ok: false, reason: jsonErrorReason(err) };
     }
     return normaliseValue(rec);
   } catch (err) {
     // Defence in depth: a parser or engine limit (e.g. stack depth) must not escape.
     return {
       ok: false,
-      reason: `unreadable record: ${String((err as Error)?.message ?? err)}`.slice(0, MAX_REASON),
+      // The error's name only: a message may quote the record.
+      reason: `unreadable record (${(err as Error)?.name ?? "error"})`,
     };
   }
 }

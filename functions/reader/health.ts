@@ -1,8 +1,11 @@
 /**
- * `GET /healthz` on HEALTH_PORT: the ECS container health check. 200 while the reader runs and
- * Redis answers; 503 otherwise. The body says why, with lag, pending and DLQ figures, and
- * whether InfluxDB answers its `/ping` — reported, never a reason for 503: replacing reader
- * tasks cannot fix a database outage (the reader backs off by itself meanwhile).
+ * `GET /healthz` on HEALTH_PORT (127.0.0.1): the ECS container health check. 200 while the
+ * reader's loop runs, 503 once it stopped — the health of this process, nothing else: during a
+ * Redis or InfluxDB outage replacing reader tasks fixes nothing (the reader backs off and
+ * catches up by itself), so those are reported in the body (and alarmed on through the
+ * gauges), never a reason for 503. The body holds what an operator needs — running, in
+ * flight, paused, whether Redis and InfluxDB answer, lag, pending, DLQ length — and no error
+ * text: errors can carry URLs, and URLs can carry passwords.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,7 +20,17 @@ export interface HealthOptions {
   names: StreamNames;
   /** InfluxDB base URL to ping; omitted when the reader is not told where it is. */
   influxUrl?: string;
+  /** Default 127.0.0.1: the ECS health check runs inside the container. */
+  host?: string;
   readerStats: () => ReaderStats & { running: boolean };
+}
+
+/** `<url>/ping` without the URL's credentials (fetch refuses URLs that carry them). */
+function influxPing(url: string): URL {
+  const u = new URL("/ping", url);
+  u.username = "";
+  u.password = "";
+  return u;
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -43,28 +56,26 @@ export async function startHealthServer(
       return;
     }
     const stats = o.readerStats();
-    let redis: { ok: boolean; error?: string } = { ok: true };
+    let redis: { ok: boolean } = { ok: true };
     let stream: Awaited<ReturnType<typeof streamStatus>> | undefined;
     try {
       stream = await withTimeout(streamStatus(o.redis, o.names), 2000);
-    } catch (err) {
-      redis = { ok: false, error: (err as Error).message };
+    } catch {
+      redis = { ok: false };
     }
-    let influx: { ok: boolean; status?: number; error?: string } | undefined;
+    let influx: { ok: boolean; status?: number } | undefined;
     if (o.influxUrl) {
       try {
-        const res = await fetch(new URL("/ping", o.influxUrl), {
-          signal: AbortSignal.timeout(2000),
-        });
+        const res = await fetch(influxPing(o.influxUrl), { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
         influx = { ok: res.status >= 200 && res.status < 300, status: res.status };
-      } catch (err) {
-        influx = { ok: false, error: (err as Error).message };
+      } catch {
+        influx = { ok: false };
       }
     }
-    const healthy = stats.running && redis.ok;
+    const healthy = stats.running;
     const body = {
-      status: healthy ? "ok" : "unhealthy",
+      status: !healthy ? "unhealthy" : redis.ok && influx?.ok !== false ? "ok" : "degraded",
       reader: { running: stats.running, inFlight: stats.inFlight, paused: stats.paused },
       redis,
       influxdb: influx ?? null,
@@ -80,7 +91,7 @@ export async function startHealthServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(o.port, "0.0.0.0", () => resolve());
+    server.listen(o.port, o.host ?? "127.0.0.1", () => resolve());
   });
   return { server, port: (server.address() as AddressInfo).port };
 }

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../core/config.ts";
@@ -25,6 +25,7 @@ import {
 import { freePort, type RunningService, startRedis } from "../../local/services.ts";
 import { envelope } from "../../test/fixtures/records.ts";
 import { createHandler as createScoreHandler } from "../score.ts";
+import { createLambdaClient } from "../shared/lambda.ts";
 import { createLambdaInvoker } from "./invoker.ts";
 
 let redisService: RunningService;
@@ -99,13 +100,16 @@ async function lambdaServer(): Promise<LambdaServer> {
   return server;
 }
 
-function client(url: string): LambdaClient {
-  const lambda = new LambdaClient({
-    endpoint: url,
-    region: "us-east-1",
-    credentials: { accessKeyId: "x", secretAccessKey: "x" },
-    maxAttempts: 1,
-  });
+function client(url: string, token: string): LambdaClient {
+  const lambda = createLambdaClient(
+    {
+      endpoint: url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+      maxAttempts: 1,
+    },
+    token,
+  );
   cleanups.push(() => lambda.destroy());
   return lambda;
 }
@@ -137,12 +141,15 @@ describe("createLambdaInvoker against the local Invoke API", () => {
       logger: silentLogger,
       startWorkers: false,
     });
-    lambda = new LambdaClient({
-      endpoint: server.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "x", secretAccessKey: "x" },
-      maxAttempts: 1,
-    });
+    lambda = createLambdaClient(
+      {
+        endpoint: server.url,
+        region: "us-east-1",
+        credentials: { accessKeyId: "x", secretAccessKey: "x" },
+        maxAttempts: 1,
+      },
+      server.token,
+    );
   });
 
   afterAll(async () => {
@@ -237,7 +244,7 @@ describe("createLambdaInvoker without a working Invoke API", () => {
   it("throws InvokeUnavailableError when nothing listens", async () => {
     const port = await freePort();
     const err = await rejection(
-      createLambdaInvoker(client(`http://127.0.0.1:${port}`), "answers").invoke(body, records),
+      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body, records),
     );
     expect(err).toBeInstanceOf(InvokeUnavailableError);
     expect(err.message).toMatch(/ECONNREFUSED/);
@@ -245,7 +252,7 @@ describe("createLambdaInvoker without a working Invoke API", () => {
 
   it("throws InvokeUnavailableError once the local runtime has shut down", async () => {
     const server = await lambdaServer();
-    const lambda = client(server.url);
+    const lambda = client(server.url, server.token);
     expect(await createLambdaInvoker(lambda, "answers").invoke(body, records)).toEqual(
       scoreResponse,
     );
@@ -273,7 +280,7 @@ describe("createLambdaInvoker without a working Invoke API", () => {
     );
     const { port } = broken.address() as AddressInfo;
     const err = await rejection(
-      createLambdaInvoker(client(`http://127.0.0.1:${port}`), "answers").invoke(body, records),
+      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body, records),
     );
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("InvalidResponse");

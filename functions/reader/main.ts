@@ -2,14 +2,15 @@
  * The stream reader's entry point (the Fargate task; also started by `npm start`).
  * Reads config, builds clients once, runs the reader until SIGTERM/SIGINT, drains, exits 0.
  */
+
 import { hostname } from "node:os";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { LambdaClient } from "@aws-sdk/client-lambda";
 import { ConfigError } from "../../core/config.ts";
 import { streamNames } from "../../core/stream/keys.ts";
 import { StreamReader } from "../../core/stream/reader.ts";
 import { RedisStream } from "../../core/stream/redis-stream.ts";
 import { streamStatus } from "../../core/stream/status.ts";
+import { createLambdaClient } from "../shared/lambda.ts";
 import { createMetrics } from "../shared/metrics.ts";
 import { createLogger, createRedis, runtimeConfig } from "../shared/runtime.ts";
 import { startHealthServer } from "./health.ts";
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL, {}, logger);
   // Blocking reads get their own connection, with no per-command timeout (it would kill BLOCK).
   const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null }, logger);
-  const lambda = new LambdaClient({ maxAttempts: 1 });
+  const lambda = createLambdaClient({ maxAttempts: 1 });
   const names = streamNames(config);
   const consumer = config.CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
   const reader = new StreamReader({

@@ -4,7 +4,37 @@
  * scorer's asynchronous alert call both go through here. Errors are the SDK's, unwrapped;
  * each caller decides what they mean.
  */
-import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
+import {
+  InvokeCommand,
+  type InvokeCommandOutput,
+  LambdaClient,
+  type LambdaClientConfig,
+} from "@aws-sdk/client-lambda";
+
+/** The header the local Invoke API (local/lambda-server.ts) requires, with this run's token. */
+export const LOCAL_TOKEN_HEADER = "x-waf-local-token";
+
+/**
+ * A Lambda client. On this machine (`npm start`, tests) `LOCAL_LAMBDA_TOKEN` holds the local
+ * runtime's per-run token, and every request carries it; on AWS it is unset and nothing is added.
+ */
+export function createLambdaClient(
+  config: LambdaClientConfig = {},
+  token: string | undefined = process.env.LOCAL_LAMBDA_TOKEN,
+): LambdaClient {
+  const client = new LambdaClient(config);
+  if (token) {
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers[LOCAL_TOKEN_HEADER] = token;
+        return next(args);
+      },
+      { step: "build", name: "wafLocalToken" },
+    );
+  }
+  return client;
+}
 
 const encoder = new TextEncoder();
 
