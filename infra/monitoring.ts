@@ -215,6 +215,23 @@ alarm("Reader", "RunningTasks", {
   },
 });
 
+alarm("Scorer", "PointsRefused", {
+  description:
+    "InfluxDB refused points for good (malformed, outside retention, or a tag's value cap reached: " +
+    "INFLUX_IP_AS=field bounds it). Their alerts were sent; the records are in the DLQ: `waf dlq list`.",
+  comparison: "GreaterThanThreshold",
+  threshold: 0,
+  evaluationPeriods: 1,
+  datapointsToAlarm: 1,
+  missing: "notBreaching",
+  metric: {
+    namespace: METRICS_NAMESPACE,
+    name: "PointsRefused",
+    dimensions: { service: SERVICE_NAMES.scorer, stage: settings.stage },
+    statistic: "Sum",
+  },
+});
+
 const region = aws.getRegionOutput().region;
 const period = thresholds.periodSeconds;
 let searches = 0;

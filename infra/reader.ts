@@ -2,14 +2,15 @@
  * Owns: the stream reader ("Reader", reference §5): a Fargate service on its own ECS cluster that
  * reads the Redis Stream as a consumer group and invokes the Scorer with batches.
  * Least privilege: its task role may invoke the Scorer (`lambda:InvokeFunction` on the Scorer's
- * ARN, granted by linking it) and nothing else of ours; Redis/RedisUrl grant no IAM permission.
+ * ARN, granted by linking it) and nothing else of ours. Its Redis URL (credentials included)
+ * comes from an SSM SecureString through ECS `secrets`, never from plain environment variables.
  * Differs by stage: task size, task count and CPU autoscaling, rolling-deploy headroom,
  * stop timeout (SIGTERM → drain in-flight batches → exit before SIGKILL), batch tuning.
  */
 import { readerEnvironment } from "./environment.ts";
 import { influx } from "./influx.ts";
 import { vpc } from "./network.ts";
-import { redis } from "./redis.ts";
+import { redisUrlParameter } from "./redis.ts";
 import { scorer } from "./scorer.ts";
 import { settings } from "./settings.ts";
 
@@ -34,7 +35,8 @@ export const reader = new sst.aws.Service("Reader", {
     cpuUtilization: tuning.cpuTargetPercent,
     memoryUtilization: false,
   },
-  // ECS replaces a task whose GET /healthz fails; node is in the image, curl may not be
+  // ECS replaces a task whose GET /healthz fails: the process's own health (the read loop runs),
+  // not Redis's or InfluxDB's, which a new task could not fix; node is in the image, curl is not
   health: {
     command: [
       "CMD",
@@ -47,7 +49,9 @@ export const reader = new sst.aws.Service("Reader", {
     timeout: "5 seconds",
     retries: 3,
   },
-  link: [scorer, redis],
+  // Invoking the Scorer is the only link; Redis's URL and credentials arrive as ECS secrets.
+  link: [scorer],
+  ssm: { REDIS_URL: redisUrlParameter.arn },
   logging: { retention: settings.logRetention },
   environment: {
     ...readerEnvironment(settings),

@@ -5,6 +5,8 @@
  * host, port, username, password; TLS required, so `rediss://`); `external` stages (production:
  * the operators' replicated, persistent Redis the WAF shippers write to) get the `RedisUrl`
  * secret (`Resource.RedisUrl.value`). Exactly one of the two is linked on a stage.
+ * The reader's container gets the URL, credentials included, from an SSM SecureString at start
+ * (ECS `secrets`), never from its plain environment (`redisUrlParameter`).
  */
 import { vpc } from "./network.ts";
 import { settings } from "./settings.ts";
@@ -20,3 +22,17 @@ export const redis =
         parameters: { "maxmemory-policy": "noeviction" },
       })
     : new sst.Secret("RedisUrl");
+
+/**
+ * The whole Redis URL (`rediss://user:password@host:port`, or the `RedisUrl` secret) as an SSM
+ * SecureString: ECS injects it into the reader's container at start (`ssm` on the Service), so
+ * the task definition — readable by anyone with ecs:DescribeTaskDefinition — never holds it.
+ */
+export const redisUrlParameter = new aws.ssm.Parameter("ReaderRedisUrl", {
+  type: "SecureString",
+  description: "REDIS_URL of the WAF stream reader (credentials included)",
+  value:
+    redis instanceof sst.aws.Redis
+      ? $interpolate`rediss://${redis.username.apply(encodeURIComponent)}:${(redis.password ?? $output("")).apply(encodeURIComponent)}@${redis.host}:${redis.port}`
+      : redis.value,
+});
