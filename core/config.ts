@@ -192,6 +192,10 @@ export const configSchema = z
           error: "must be one of trace, debug, info, warn, error, critical, silent",
         }),
       ),
+    /** Unset: detected at start-up (`INFO cluster`); set to override. */
+    REDIS_MODE: z.enum(["single", "cluster"], { error: "must be single or cluster" }).optional(),
+    /** Keys one logical stream is spread over (1: the stream key alone, as always). */
+    STREAM_SHARDS: int(1, 1, 64),
     STREAM_KEY: str("waf-realtime"),
     STREAM_FIELD: str("event"),
     CONSUMER_GROUP: str("realtime-processor"),

@@ -20,10 +20,11 @@
  * - `P:attempts:F` hash, `<entryId>` = attempts started, `<entryId>:error` = last error text
  * - `P:failed:F`   list (oldest first) of JSON {@link FailedInvocation} records
  */
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { fieldMap } from "../core/lib/fields.ts";
 import { Limiter } from "../core/lib/limiter.ts";
 import type { Logger } from "../core/lib/logger.ts";
+import { isCluster, type RedisClient } from "../core/lib/redis.ts";
 import { sleep } from "../core/lib/time.ts";
 import type { StreamEntry } from "../core/stream/entry.ts";
 import { RedisStream } from "../core/stream/redis-stream.ts";
@@ -31,11 +32,19 @@ import { RedisStream } from "../core/stream/redis-stream.ts";
 /** The consumer group every local runtime reads the queues with. */
 export const CONSUMER_GROUP = "local-lambda";
 
-/** Redis keys holding the queue of one function. */
+/**
+ * Redis keys holding the queue of one function. On a cluster the three share a hash slot
+ * (`{prefix:function}`): a transaction touches them together.
+ */
 export function queueKeys(
   prefix: string,
   functionName: string,
+  cluster = false,
 ): { stream: string; attempts: string; failed: string } {
+  if (cluster) {
+    const tag = `{${prefix}:${functionName}}`;
+    return { stream: `${tag}:queue`, attempts: `${tag}:attempts`, failed: `${tag}:failed` };
+  }
   return {
     stream: `${prefix}:queue:${functionName}`,
     attempts: `${prefix}:attempts:${functionName}`,
@@ -72,7 +81,7 @@ export interface FailedInvocation {
 
 export interface EventQueueOptions {
   /** Connected client for short commands; duplicated (never closed) for blocking reads. */
-  redis: Redis;
+  redis: RedisClient;
   functionNames: readonly string[];
   keyPrefix: string;
   /** Runs one attempt; a rejection is a failed attempt. */
@@ -197,7 +206,7 @@ class FunctionWorker {
   readonly #stop = new AbortController();
   readonly #stream: RedisStream;
   #reading: RedisStream | undefined;
-  #conn: Redis | undefined;
+  #conn: RedisClient | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
 
@@ -206,14 +215,14 @@ class FunctionWorker {
     private readonly opts: EventQueueOptions,
     private readonly counters: Counters,
   ) {
-    this.#keys = queueKeys(opts.keyPrefix, name);
+    this.#keys = queueKeys(opts.keyPrefix, name, isCluster(opts.redis));
     this.#stream = this.#port(opts.redis);
     this.#limiter = new Limiter(opts.concurrency);
     this.#maxAttempts = opts.retryDelaysMs.length + 1;
   }
 
   /** The queue's consumer group through the shared stream adapter; `blocking` for its BLOCK reads. */
-  #port(blocking: Redis): RedisStream {
+  #port(blocking: RedisClient): RedisStream {
     return new RedisStream({
       redis: this.opts.redis,
       blocking,
@@ -249,7 +258,7 @@ class FunctionWorker {
   }
 
   start(): void {
-    this.#conn = this.opts.redis.duplicate({
+    const options = {
       connectionName: `local-lambda:${this.name}`,
       // A command timeout would abort every BLOCK read; ioredis' blocking-aware timeout instead
       // resolves a read whose reply never comes (e.g. re-sent after a reconnect) as empty.
@@ -259,9 +268,13 @@ class FunctionWorker {
       blockingTimeoutGrace: 5_000,
       maxRetriesPerRequest: 2,
       // The caller may map RESP3 replies to objects; the parsers below expect RESP2 shapes.
-      replyMapping: "legacy",
+      replyMapping: "legacy" as const,
       lazyConnect: false,
-    });
+    };
+    const { redis } = this.opts;
+    this.#conn = isCluster(redis)
+      ? redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, ...options } })
+      : redis.duplicate(options);
     this.#conn.on("error", (err: Error) => {
       if (!this.#stopping)
         this.opts.logger.warn(`local-lambda ${this.name}: redis: ${err.message}`);

@@ -22,8 +22,8 @@ import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ClientContext, Context } from "aws-lambda";
-import type { Redis } from "ioredis";
 import { consoleLogger, type Logger } from "../core/lib/logger.ts";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { sleep } from "../core/lib/time.ts";
 import { LOCAL_TOKEN_HEADER } from "../functions/shared/lambda.ts";
 import { EventQueue, type EventQueueStats, errorText, type QueuedEvent } from "./event-queue.ts";
@@ -41,7 +41,7 @@ export interface LambdaServerOptions {
   /** Function name -> handler (the real middy handlers). */
   functions: Record<string, LocalHandler>;
   /** Connected client; holds the durable `Event` queues. Duplicated for blocking reads, never closed. */
-  redis: Redis;
+  redis: RedisClient;
   /** 0 (default) = a free port. */
   port?: number;
   /** Default 127.0.0.1. */

@@ -56,6 +56,11 @@ export interface ReaderOptions {
   consumerReapIdleMs?: number;
   clock?: Clock;
   random?: () => number;
+  /**
+   * Dispatch slots shared with the readers of the other shards (one limiter of `maxInFlight`
+   * for the whole process); default: this reader's own.
+   */
+  slots?: Limiter;
 }
 
 export interface ReaderStats {
@@ -100,7 +105,7 @@ function errorMessage(err: unknown): string {
 }
 
 export class StreamReader {
-  private readonly o: Required<Omit<ReaderOptions, "clock" | "random">>;
+  private readonly o: Required<Omit<ReaderOptions, "clock" | "random" | "slots">>;
   private readonly clock: Clock;
   private readonly policy: DeliveryPolicy<Held>;
   private readonly slots: Limiter;
@@ -142,7 +147,7 @@ export class StreamReader {
       () => this.clock.now(),
       opts.random ?? Math.random,
     );
-    this.slots = new Limiter(this.o.maxInFlight);
+    this.slots = opts.slots ?? new Limiter(this.o.maxInFlight);
   }
 
   /** Whether the read loop is running (false before start, after stop, or after a crash). */
@@ -197,27 +202,41 @@ export class StreamReader {
 
   // ---------------------------------------------------------------------------------------
 
+  /**
+   * Waits for a dispatch slot (they are shared by every shard's reader), then takes the next
+   * batch — a retry come due, entries claimed from a dead reader, or new entries — and
+   * dispatches it. Holding the slot while reading is the backpressure: the reader stops reading
+   * while every slot is busy. A shard with nothing to read blocks for new entries without a
+   * slot (so an idle shard never starves a busy one) and reads at most one batch ahead.
+   */
   private async loop(): Promise<void> {
     let errorDelay = 100;
     while (this.running) {
-      if (!(await this.acquireUnlessStopped())) break;
       try {
         const paused = this.policy.pausedFor();
         if (paused > 0) {
-          this.slots.release();
           await sleep(paused, this.stopController.signal);
           continue;
         }
-        const batch =
-          (await this.takeDueRetry()) ?? (await this.claimIdle()) ?? (await this.readNew());
+        if (!(await this.acquireUnlessStopped())) break;
+        let batch: Held[] | undefined;
+        try {
+          batch = (await this.takeDueRetry()) ?? (await this.claimIdle()) ?? (await this.readNew(0));
+        } catch (err) {
+          this.slots.release();
+          throw err;
+        }
         if (!batch || batch.length === 0) {
           this.slots.release();
-          continue;
+          // Nothing ready: wait for new entries without holding a slot, then for a slot. What
+          // was read is dispatched even if stop() came meanwhile (the drain waits for it).
+          batch = await this.readNew();
+          if (!batch || batch.length === 0) continue;
+          await this.slots.acquire();
         }
         this.dispatch(batch);
         errorDelay = 100;
       } catch (err) {
-        this.slots.release();
         const msg = errorMessage(err);
         if (msg.includes("NOGROUP")) {
           this.o.logger.warn("consumer group missing, recreating", { error: msg });
@@ -364,9 +383,14 @@ export class StreamReader {
     }
   }
 
-  private async readNew(): Promise<Held[] | undefined> {
+  /**
+   * New entries, blocking up to `blockMs` (or until the next retry is due) for the first; with
+   * `blockMs` 0, only what is there now. A batch still filling up waits BATCH_WINDOW_MS.
+   */
+  private async readNew(blockMs = this.o.blockMs): Promise<Held[] | undefined> {
     const nextDue = this.retries.reduce((m, b) => Math.min(m, b.dueAt), Number.POSITIVE_INFINITY);
-    const block = Math.max(1, Math.min(this.o.blockMs, nextDue - this.clock.now()));
+    const block =
+      blockMs === 0 ? undefined : Math.max(1, Math.min(blockMs, nextDue - this.clock.now()));
     const first = await this.o.stream.readNew(this.o.batchSize, block);
     if (first.length === 0) return undefined;
     let entries = first;

@@ -7,8 +7,9 @@
  * It takes constructed clients and builds none: `redis` for short commands, `blocking` for the
  * blocking XREADGROUP (a blocking read stalls every other command on its connection).
  */
-import type { Redis } from "ioredis";
+
 import { fieldMap } from "../lib/fields.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import type { StreamEntry } from "./entry.ts";
 
 /** A consumer of the group, as XINFO CONSUMERS reports it. */
@@ -88,9 +89,9 @@ interface StreamScripts {
 
 export interface RedisStreamOptions {
   /** Short commands. */
-  redis: Redis;
+  redis: RedisClient;
   /** Blocking reads (a dedicated connection); defaults to `redis` for callers that never block. */
-  blocking?: Redis;
+  blocking?: RedisClient;
   key: string;
   group: string;
   consumer: string;
@@ -100,8 +101,8 @@ export class RedisStream implements StreamPort {
   readonly key: string;
   readonly group: string;
   readonly consumer: string;
-  private readonly redis: Redis;
-  private readonly blocking: Redis;
+  private readonly redis: RedisClient;
+  private readonly blocking: RedisClient;
 
   constructor(o: RedisStreamOptions) {
     this.redis = o.redis;
@@ -176,13 +177,14 @@ export class RedisStream implements StreamPort {
 
   async claim(ids: readonly string[]): Promise<StreamEntry[]> {
     if (ids.length === 0) return [];
-    const reply = await this.redis.xclaim(this.key, this.group, this.consumer, 0, ...ids);
+    const reply = await this.redis.call("XCLAIM", this.key, this.group, this.consumer, 0, ...ids);
     return entriesOf(reply);
   }
 
   async claimIds(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const reply = (await this.redis.xclaim(
+    const reply = (await this.redis.call(
+      "XCLAIM",
       this.key,
       this.group,
       this.consumer,

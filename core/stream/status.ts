@@ -4,10 +4,10 @@
  * consumers, DLQ length — and, for `waf status`, when entries last arrived and the newest
  * dead-letter. Redis's reply shapes are read here and nowhere above.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
 import { fieldMap } from "../lib/fields.ts";
 import { DLQ_FIELDS, dlqEntry, streamIdMs } from "./entry.ts";
-import type { StreamNames } from "./keys.ts";
+import type { StreamNames, StreamShard } from "./keys.ts";
 import { type ConsumerInfo, consumerInfo, entriesOf } from "./redis-stream.ts";
 
 export interface StreamStatus {
@@ -29,7 +29,7 @@ export interface StreamStatus {
 
 /** Reads the status with a handful of commands in one round trip. */
 export async function streamStatus(
-  redis: Redis,
+  redis: RedisClient,
   names: Pick<StreamNames, "stream" | "group" | "dlq">,
   opts: { withConsumers?: boolean } = {},
 ): Promise<StreamStatus> {
@@ -73,6 +73,50 @@ export async function streamStatus(
   };
 }
 
+/** One shard's status, and where it lives. */
+export type ShardStatus = StreamStatus & StreamShard;
+
+/** The status over every shard: totals (the logical stream), and each shard's own. */
+export interface ShardedStatus extends StreamStatus {
+  shards: ShardStatus[];
+}
+
+/** The status of every shard (one round trip each, in parallel) and their totals. */
+export async function shardedStatus(
+  redis: RedisClient,
+  names: StreamNames,
+  opts: { withConsumers?: boolean } = {},
+): Promise<ShardedStatus> {
+  const shards = await Promise.all(
+    names.shards.map(async (shard) => ({
+      ...(await streamStatus(redis, { ...shard, group: names.group }, opts)),
+      ...shard,
+    })),
+  );
+  const sum = (f: (s: StreamStatus) => number) => shards.reduce((n, s) => n + f(s), 0);
+  const consumers = new Map<string, ConsumerInfo>();
+  for (const c of shards.flatMap((s) => s.consumers)) {
+    const seen = consumers.get(c.name);
+    consumers.set(
+      c.name,
+      seen
+        ? { name: c.name, pending: seen.pending + c.pending, idleMs: Math.min(seen.idleMs, c.idleMs) }
+        : { ...c },
+    );
+  }
+  const lags = shards.map((s) => s.lag);
+  return {
+    length: sum((s) => s.length),
+    groupExists: shards.every((s) => s.groupExists),
+    lag: lags.every((l) => l !== undefined) ? lags.reduce((n, l) => n + (l ?? 0), 0) : undefined,
+    pending: sum((s) => s.pending),
+    entriesRead: sum((s) => s.entriesRead),
+    consumers: [...consumers.values()],
+    dlqLength: sum((s) => s.dlqLength),
+    shards,
+  };
+}
+
 export interface StreamActivity {
   /** Redis server time, ms. */
   serverTimeMs: number;
@@ -87,7 +131,7 @@ export interface StreamActivity {
 
 /** When entries last arrived, how many ever did, the newest dead-letter; one round trip. */
 export async function streamActivity(
-  redis: Redis,
+  redis: RedisClient,
   names: Pick<StreamNames, "stream" | "dlq">,
 ): Promise<StreamActivity> {
   const p = redis.pipeline();

@@ -5,6 +5,8 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../core/config.ts";
+import { streamNames } from "../../core/stream/keys.ts";
 import { type RunningService, startRedis } from "../../local/services.ts";
 import { startHealthServer } from "./health.ts";
 
@@ -42,7 +44,7 @@ describe("GET /healthz", () => {
     const health = await startHealthServer({
       port: 0,
       redis,
-      names: { stream: "s", group: "g", field: "event", dlq: "s:dlq" },
+      names: streamNames(loadConfig({ STREAM_KEY: "s", DLQ_STREAM_KEY: "s:dlq" })),
       // A password in the URL, and nothing listening: the fetch error would quote the URL.
       influxUrl: "http://admin:influx-pw-123@127.0.0.1:9/",
       readerStats: stats(true),
@@ -78,7 +80,7 @@ describe("GET /healthz", () => {
     const health = await startHealthServer({
       port: 0,
       redis,
-      names: { stream: "s", group: "g", field: "event", dlq: "s:dlq" },
+      names: streamNames(loadConfig({ STREAM_KEY: "s", DLQ_STREAM_KEY: "s:dlq" })),
       readerStats: stats(false),
     });
     try {

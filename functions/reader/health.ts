@@ -9,14 +9,14 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../core/lib/redis.ts";
 import type { StreamNames } from "../../core/stream/keys.ts";
 import type { ReaderStats } from "../../core/stream/reader.ts";
-import { streamStatus } from "../../core/stream/status.ts";
+import { shardedStatus } from "../../core/stream/status.ts";
 
 export interface HealthOptions {
   port: number;
-  redis: Redis;
+  redis: RedisClient;
   names: StreamNames;
   /** InfluxDB base URL to ping; omitted when the reader is not told where it is. */
   influxUrl?: string;
@@ -57,9 +57,9 @@ export async function startHealthServer(
     }
     const stats = o.readerStats();
     let redis: { ok: boolean } = { ok: true };
-    let stream: Awaited<ReturnType<typeof streamStatus>> | undefined;
+    let stream: Awaited<ReturnType<typeof shardedStatus>> | undefined;
     try {
-      stream = await withTimeout(streamStatus(o.redis, o.names), 2000);
+      stream = await withTimeout(shardedStatus(o.redis, o.names), 2000);
     } catch {
       redis = { ok: false };
     }

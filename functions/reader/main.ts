@@ -1,55 +1,94 @@
 /**
  * The stream reader's entry point (the Fargate task; also started by `npm start`).
- * Reads config, builds clients once, runs the reader until SIGTERM/SIGINT, drains, exits 0.
+ * Reads config, builds clients once (a single node or a cluster, detected at start), runs one
+ * reader per stream shard — all sharing one limit of in-flight invocations — until
+ * SIGTERM/SIGINT, drains, exits 0.
  */
-
 import { hostname } from "node:os";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { ConfigError } from "../../core/config.ts";
+import { Limiter } from "../../core/lib/limiter.ts";
 import { streamNames } from "../../core/stream/keys.ts";
-import { StreamReader } from "../../core/stream/reader.ts";
+import { type ReaderStats, StreamReader } from "../../core/stream/reader.ts";
 import { RedisStream } from "../../core/stream/redis-stream.ts";
-import { streamStatus } from "../../core/stream/status.ts";
+import { shardedStatus } from "../../core/stream/status.ts";
 import { createLambdaClient } from "../shared/lambda.ts";
 import { createMetrics } from "../shared/metrics.ts";
-import { createLogger, createRedis, runtimeConfig } from "../shared/runtime.ts";
+import {
+  createLogger,
+  openRedis,
+  redisMode,
+  runtimeConfig,
+  topologyOf,
+} from "../shared/runtime.ts";
 import { startHealthServer } from "./health.ts";
 import { createLambdaInvoker } from "./invoker.ts";
 
 /** How often the reader publishes its gauges (the heartbeat alarm expects at least 1/min). */
 const GAUGE_INTERVAL_MS = 60_000;
 
+/** The readers' stats added up (one reader per shard). */
+function totals(readers: StreamReader[]): ReaderStats & { running: boolean } {
+  const all = readers.map((r) => r.stats());
+  const sum = (k: keyof ReaderStats) => all.reduce((n, s) => n + Number(s[k]), 0);
+  return {
+    read: sum("read"),
+    acked: sum("acked"),
+    deadLettered: sum("deadLettered"),
+    retried: sum("retried"),
+    claimed: sum("claimed"),
+    reapedConsumers: sum("reapedConsumers"),
+    invocations: sum("invocations"),
+    invocationErrors: sum("invocationErrors"),
+    // The slots are shared: every reader reports the same count.
+    inFlight: all[0]?.inFlight ?? 0,
+    scheduledRetries: sum("scheduledRetries"),
+    paused: all.some((s) => s.paused),
+    running: readers.every((r) => r.isRunning),
+  };
+}
+
 async function main(): Promise<void> {
   const config = await runtimeConfig();
   const logger = createLogger("waf-reader", config.LOG_LEVEL);
   if (!config.SCORER_FUNCTION)
     throw new ConfigError("SCORER_FUNCTION", "is required by the reader");
-  const redis = createRedis(config.REDIS_URL, {}, logger);
-  // Blocking reads get their own connection, with no per-command timeout (it would kill BLOCK).
-  const blockingRedis = createRedis(config.REDIS_URL, { maxRetriesPerRequest: null }, logger);
+  const mode = await redisMode(config);
+  const redis = openRedis(config.REDIS_URL, mode, {}, logger);
+  const names = streamNames(config, topologyOf(config, redis));
   const lambda = createLambdaClient({ maxAttempts: 1 });
-  const names = streamNames(config);
+  const invoker = createLambdaInvoker(lambda, config.SCORER_FUNCTION);
   const consumer = config.CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
-  const reader = new StreamReader({
-    stream: new RedisStream({
-      redis,
-      blocking: blockingRedis,
-      key: names.stream,
-      group: names.group,
-      consumer,
-    }),
-    invoker: createLambdaInvoker(lambda, config.SCORER_FUNCTION),
-    logger,
-    field: names.field,
-    batchSize: config.BATCH_SIZE,
-    batchWindowMs: config.BATCH_WINDOW_MS,
-    maxInFlight: config.MAX_IN_FLIGHT,
-    maxRetries: config.MAX_RETRIES,
-    maxRecordBytes: config.MAX_RECORD_BYTES,
-    dlqKey: names.dlq,
-    dlqMaxLen: config.DLQ_MAXLEN,
-    claimIdleMs: config.CLAIM_IDLE_MS,
-  });
+  const slots = new Limiter(config.MAX_IN_FLIGHT);
+  // Blocking reads get connections of their own, one per shard, with no per-command timeout
+  // (it would kill BLOCK): a blocking read stalls everything else on its connection.
+  const blocking = names.shards.map(() =>
+    openRedis(config.REDIS_URL, mode, { maxRetriesPerRequest: null }, logger),
+  );
+  const readers = names.shards.map(
+    (shard, i) =>
+      new StreamReader({
+        stream: new RedisStream({
+          redis,
+          blocking: blocking[i],
+          key: shard.stream,
+          group: names.group,
+          consumer,
+        }),
+        invoker,
+        logger,
+        field: names.field,
+        batchSize: config.BATCH_SIZE,
+        batchWindowMs: config.BATCH_WINDOW_MS,
+        maxInFlight: config.MAX_IN_FLIGHT,
+        slots,
+        maxRetries: config.MAX_RETRIES,
+        maxRecordBytes: config.MAX_RECORD_BYTES,
+        dlqKey: shard.dlq,
+        dlqMaxLen: config.DLQ_MAXLEN,
+        claimIdleMs: config.CLAIM_IDLE_MS,
+      }),
+  );
 
   let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
   let stopping = false;
@@ -58,36 +97,37 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("stopping: draining in-flight batches", { signal });
-    await reader.stop(config.DRAIN_TIMEOUT_MS);
+    await Promise.all(readers.map((r) => r.stop(config.DRAIN_TIMEOUT_MS)));
     health?.server.close();
-    logger.info("stopped", { ...reader.stats() });
-    await Promise.allSettled([redis.quit(), blockingRedis.quit()]);
+    logger.info("stopped", { ...totals(readers) });
+    await Promise.allSettled([redis.quit(), ...blocking.map((b) => b.quit())]);
     lambda.destroy();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
-  await reader.start();
+  await Promise.all(readers.map((r) => r.start()));
   health = await startHealthServer({
     port: config.HEALTH_PORT,
     redis,
     names,
     influxUrl: process.env.INFLUXDB_URL ? config.INFLUXDB_URL : undefined,
-    readerStats: () => ({ ...reader.stats(), running: reader.isRunning }),
+    readerStats: () => totals(readers),
   });
 
-  // Gauges for CloudWatch (EMF): lag, pending, DLQ length; published even when idle.
+  // Gauges for CloudWatch (EMF): lag, pending, DLQ length over every shard; published even when
+  // idle. `ConsumerLag` is what the service scales on.
   const metrics = createMetrics("waf-reader");
   const publishGauges = async () => {
     try {
-      const s = await streamStatus(redis, names);
+      const s = await shardedStatus(redis, names);
       if (s.lag !== undefined) metrics.addMetric("ConsumerLag", MetricUnit.Count, s.lag);
       metrics.addMetric("PendingEntries", MetricUnit.Count, s.pending);
       metrics.addMetric("DlqLength", MetricUnit.Count, s.dlqLength);
       metrics.publishStoredMetrics();
     } catch (err) {
-      logger.warn("could not read stream status for metrics", { error: (err as Error).message });
+      logger.warn("could not read stream status for metrics", { error: (err as Error).name });
     }
   };
   void publishGauges();
@@ -98,12 +138,16 @@ async function main(): Promise<void> {
   if (process.send) process.on("disconnect", () => void shutdown("parent exited"));
   logger.info("reader started", {
     health_port: health?.port,
-    stream: config.STREAM_KEY,
-    group: config.CONSUMER_GROUP,
+    redis: mode,
+    shards: names.shards.map((s) => s.stream),
+    group: names.group,
     consumer,
     host: hostname(),
   });
-  const statsEvery = setInterval(() => logger.debug("reader stats", { ...reader.stats() }), 60_000);
+  const statsEvery = setInterval(
+    () => logger.debug("reader stats", { ...totals(readers) }),
+    60_000,
+  );
   statsEvery.unref();
 }
 

@@ -4,9 +4,11 @@
  * scope in the handlers) and reused across invocations.
  */
 import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type Config, loadConfig } from "../../core/config.ts";
 import type { Logger } from "../../core/lib/logger.ts";
+import { isCluster, type RedisClient } from "../../core/lib/redis.ts";
+import type { Topology } from "../../core/stream/keys.ts";
 
 /** SST secret (linked resource) → the environment variable it stands for (reference §6). */
 const SECRETS: Record<string, string> = {
@@ -77,27 +79,95 @@ export function createLogger(serviceName: string, level: Config["LOG_LEVEL"]): P
   });
 }
 
+/** Options every connection of ours takes: commands fail fast while disconnected. */
+const BASE_OPTIONS: RedisOptions = {
+  maxRetriesPerRequest: 2,
+  enableOfflineQueue: true,
+  connectTimeout: 5000,
+};
+
 /**
- * A Redis client for REDIS_URL (`rediss://` for TLS, passwords in the URL). Commands fail
- * fast while disconnected instead of queueing without bound. Connection errors are logged
- * (at most one line per 10 s, the error's code only: no address, no URL) instead of
- * ioredis's "Unhandled error event"; the client keeps reconnecting by itself.
+ * Logs a client's connection errors (at most one line per 10 s, the error's code only: no
+ * address, no URL) instead of ioredis's "Unhandled error event"; the client reconnects by itself.
  */
-export function createRedis(url: string, extra: RedisOptions = {}, logger?: Logger): Redis {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: 2,
-    enableOfflineQueue: true,
-    connectTimeout: 5000,
-    ...extra,
-  });
+function logErrors(client: RedisClient, logger: Logger | undefined): void {
   let lastLoggedAt = 0;
-  redis.on("error", (err: NodeJS.ErrnoException) => {
+  client.on("error", (err: NodeJS.ErrnoException) => {
     const now = Date.now();
     if (now - lastLoggedAt < 10_000) return;
     lastLoggedAt = now;
     logger?.warn("redis connection error; reconnecting", { error: err.code ?? err.name });
   });
+}
+
+/** A single-node client for REDIS_URL (`rediss://` for TLS, passwords in the URL). */
+export function createRedis(url: string, extra: RedisOptions = {}, logger?: Logger): Redis {
+  const redis = new Redis(url, { ...BASE_OPTIONS, ...extra });
+  logErrors(redis, logger);
   return redis;
+}
+
+/** Whether the server at REDIS_URL runs in cluster mode (`INFO cluster`). */
+export async function detectCluster(url: string): Promise<boolean> {
+  const probe = new Redis(url, { ...BASE_OPTIONS, lazyConnect: true, maxRetriesPerRequest: 1 });
+  probe.on("error", () => undefined);
+  try {
+    await probe.connect();
+    const info = await probe.info("cluster");
+    return /cluster_enabled:1/.test(info);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/**
+ * A cluster client for REDIS_URL's node: the URL's credentials and TLS apply to every node it
+ * discovers. Nodes are addressed as the cluster announces them (no reverse DNS: ElastiCache's
+ * TLS certificates name the configuration endpoint's domain, which `dnsLookup` keeps).
+ */
+export function createCluster(url: string, extra: RedisOptions = {}, logger?: Logger): Cluster {
+  const u = new URL(url);
+  const tls = u.protocol === "rediss:" ? { servername: u.hostname } : undefined;
+  const cluster = new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+    dnsLookup: (address, callback) => callback(null, address),
+    enableOfflineQueue: true,
+    slotsRefreshTimeout: 5000,
+    redisOptions: {
+      ...BASE_OPTIONS,
+      ...extra,
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(tls ? { tls } : {}),
+    },
+  });
+  logErrors(cluster, logger);
+  return cluster;
+}
+
+/** `REDIS_MODE` when set, else what the server says. */
+export async function redisMode(
+  config: Pick<Config, "REDIS_URL" | "REDIS_MODE">,
+): Promise<"single" | "cluster"> {
+  if (config.REDIS_MODE) return config.REDIS_MODE;
+  return (await detectCluster(config.REDIS_URL)) ? "cluster" : "single";
+}
+
+/**
+ * A client for REDIS_URL of the given mode (`redisMode`): a single node or a cluster, which
+ * every adapter takes alike (core/lib/redis.ts).
+ */
+export function openRedis(
+  url: string,
+  mode: "single" | "cluster",
+  extra: RedisOptions = {},
+  logger?: Logger,
+): RedisClient {
+  return mode === "cluster" ? createCluster(url, extra, logger) : createRedis(url, extra, logger);
+}
+
+/** The stream's names for this configuration and client (shards, cluster hash tags). */
+export function topologyOf(config: Pick<Config, "STREAM_SHARDS">, client: RedisClient): Topology {
+  return { cluster: isCluster(client), shards: config.STREAM_SHARDS };
 }
 
 export { readMaliciousIpsFile } from "./malicious-ips.ts";
