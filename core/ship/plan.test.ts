@@ -196,6 +196,8 @@ describe("idleAction", () => {
     partial: 0,
     unacked: 0,
     lastChangeAt: 0,
+    readPos: 100,
+    lastSeenAt: 0,
   };
   it("keeps a file that is being read or has records in flight", () => {
     expect(idleAction({ ...f, atEof: false }, 99_999, opts)).toBe("keep");
@@ -206,6 +208,7 @@ describe("idleAction", () => {
     expect(idleAction(f, 10_000, opts)).toBe("close");
     expect(idleAction({ ...f, partial: 7, unacked: 7 }, 10_000, opts)).toBe("close");
     expect(idleAction({ ...f, listed: false }, 10_000, opts)).toBe("forget");
+    expect(idleAction({ ...f, listed: false, lastSeenAt: 5_000 }, 10_000, opts)).toBe("keep");
   });
   it("flushes a quiet Concurrent file's unterminated record, then marks it done", () => {
     const c = { ...f, concurrent: true };
@@ -214,6 +217,9 @@ describe("idleAction", () => {
     expect(idleAction({ ...c, unacked: 10 }, 2_000, opts)).toBe("keep");
     expect(idleAction(c, 0, opts)).toBe("done");
     expect(idleAction({ ...c, listed: false }, 0, opts)).toBe("forget");
+  });
+  it("does not take an empty Concurrent file (created, not written yet) for done", () => {
+    expect(idleAction({ ...f, concurrent: true, readPos: 0 }, 0, opts)).toBe("keep");
   });
 });
 

@@ -154,6 +154,10 @@ export interface FollowState {
   unacked: number;
   /** When the file last grew (or was opened). */
   lastChangeAt: number;
+  /** Bytes read so far in this generation (an empty Concurrent file is not done yet). */
+  readPos: number;
+  /** When a scan last listed it (or it was opened). */
+  lastSeenAt: number;
 }
 
 export type IdleAction =
@@ -176,7 +180,7 @@ export function idleAction(
 ): IdleAction {
   if (!f.atEof) return "keep";
   const quietFor = now - f.lastChangeAt;
-  if (f.concurrent) {
+  if (f.concurrent && f.readPos > 0) {
     if (f.partial > 0) return quietFor >= opts.settleMs ? "flush" : "keep";
     if (f.unacked === 0) return f.listed ? "done" : "forget";
     return "keep";
@@ -184,5 +188,12 @@ export function idleAction(
   if (f.unacked > f.partial || quietFor < opts.closeInactiveMs) return "keep";
   // A partial last line of a quiet file stays unshipped: a Serial log's record is complete
   // only with its newline. It is read again if the file grows.
-  return f.listed ? "close" : "forget";
+  if (f.listed) return "close";
+  // Not listed for a while (one failed listing must not drop a checkpoint): gone.
+  return now - f.lastSeenAt >= opts.closeInactiveMs ? "forget" : "keep";
+}
+
+/** Whether a file without an open descriptor that no scan lists any more can be dropped. */
+export function goneFor(lastSeenAt: number, now: number, closeInactiveMs: number): boolean {
+  return now - lastSeenAt >= closeInactiveMs;
 }
