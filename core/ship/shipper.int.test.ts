@@ -266,6 +266,28 @@ describe("waf ship: tailing a Serial audit log", () => {
     expect(ids(await s.stream())).toEqual(ids(CORPUS.slice(0, 60)));
   });
 
+  it("resumes a copytruncate copy made while it was down at the checkpoint of the file it copies", async () => {
+    for (const grown of [20, 200]) {
+      // 20: the live file is smaller than the old offset (truncated); 200: larger (replaced).
+      const s = setup();
+      const log = join(s.dir, "audit.log");
+      writeFileSync(log, lines(CORPUS.slice(0, 100)));
+      let shipper = await s.start(["audit.log*"]);
+      await shipped(s, 100);
+      await shipper.stop();
+      appendFileSync(log, lines(CORPUS.slice(100, 120))); // written after the stop
+      copyFileSync(log, join(s.dir, "audit.log.1"));
+      truncateSync(log, 0);
+      appendFileSync(log, lines(CORPUS.slice(300, 300 + grown)));
+      shipper = await s.start(["audit.log*"]);
+      await shipped(s, 120 + grown);
+      await new Promise((r) => setTimeout(r, 300));
+      await shipper.stop();
+      const expected = [...CORPUS.slice(0, 120), ...CORPUS.slice(300, 300 + grown)];
+      expect(ids(await s.stream()).sort()).toEqual(ids(expected).sort()); // each exactly once
+    }
+  });
+
   it("rides out a Redis outage: reading pauses, nothing is lost, errors are counted", async () => {
     const own = await startRedis();
     const s = setup();

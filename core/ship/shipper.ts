@@ -164,6 +164,11 @@ export class Shipper {
   readonly #active = new Set<Followed>();
   /** Checkpoint entries from disk not matched yet (only until the first scan is over). */
   #checkpoints = new Map<string, FileCheckpoint>();
+  /**
+   * Every checkpoint entry from disk, until the first scan is over: copy candidates even once
+   * their own file was matched (a live file found replaced must still let its copy resume).
+   */
+  #fromDisk: FileCheckpoint[] = [];
   readonly #deferred = new Map<string, Deferral>();
   #ghosts: Ghost[] = [];
   /** Keys (or paths) already warned about, so a broken file warns once. */
@@ -186,6 +191,8 @@ export class Shipper {
   #wake = new AbortController();
   #running: Promise<void> | undefined;
   #dirty = false;
+  /** A file started, reset or dropped: written at once, not at the next interval. */
+  #urgent = false;
   #persisting: Promise<void> | undefined;
   #lastPersistAt = 0;
   #lastStatsAt = 0;
@@ -479,8 +486,9 @@ export class Shipper {
     }
     for (const key of this.#deferred.keys()) if (!seen.has(key)) this.#deferred.delete(key);
     this.#ghosts = this.#ghosts.filter((g) => g.expiresAt > now);
-    if (this.#checkpoints.size > 0) {
+    if (this.#checkpoints.size > 0 || this.#fromDisk.length > 0) {
       this.#checkpoints.clear();
+      this.#fromDisk = [];
       this.#dirty = true;
     }
     for (const f of [...this.#followed.values()]) this.#idle(f, now);
@@ -547,6 +555,7 @@ export class Shipper {
     f.atEof = false;
     f.lastChangeAt = now;
     this.#dirty = true;
+    this.#urgent = true;
   }
 
   #candidates(): Candidate[] {
@@ -561,7 +570,7 @@ export class Shipper {
         ...fingerprint(f.head, f.acked),
       });
     }
-    for (const c of this.#checkpoints.values()) if (!c.done && c.offset > 0) out.push(c);
+    for (const c of this.#fromDisk) if (!c.done && c.offset > 0) out.push(c);
     out.push(...this.#ghosts);
     return out;
   }
@@ -625,7 +634,10 @@ export class Shipper {
     };
     if (l.concurrent) this.#log.debug("following audit log file", extra);
     else this.#log.info("following audit log file", extra);
-    if (offset > 0 || decision.reason !== "new") this.#dirty = true;
+    if (offset > 0 || decision.reason !== "new") {
+      this.#dirty = true;
+      this.#urgent = true;
+    }
     await this.#open(f);
   }
 
@@ -701,6 +713,7 @@ export class Shipper {
     this.#followed.delete(f.key);
     if (this.#doneByPath.get(f.path) === f) this.#doneByPath.delete(f.path);
     this.#dirty = true;
+    this.#urgent = true;
   }
 
   // ------------------------------------------------------------- checkpoint --
@@ -714,7 +727,8 @@ export class Shipper {
       return;
     }
     try {
-      for (const cp of parseState(text)) this.#checkpoints.set(cp.key, cp);
+      this.#fromDisk = parseState(text);
+      for (const cp of this.#fromDisk) this.#checkpoints.set(cp.key, cp);
     } catch (err) {
       if (!(err instanceof StateError)) throw err;
       const aside = `${this.#o.stateFile}.corrupt-${this.#clock.now()}`;
@@ -746,7 +760,8 @@ export class Shipper {
 
   #maybePersist(): void {
     if (!this.#dirty || this.#persisting) return;
-    if (this.#clock.now() - this.#lastPersistAt < this.#o.checkpointIntervalMs) return;
+    if (!this.#urgent && this.#clock.now() - this.#lastPersistAt < this.#o.checkpointIntervalMs)
+      return;
     void this.#persist(false);
   }
 
@@ -754,6 +769,7 @@ export class Shipper {
     if (this.#persisting) await this.#persisting;
     if (!this.#dirty && !final) return;
     this.#dirty = false;
+    this.#urgent = false;
     this.#lastPersistAt = this.#clock.now();
     const text = serializeState(this.#entries(), this.#lastPersistAt);
     this.#persisting = writeFileAtomic(this.#o.stateFile, text)
