@@ -65,9 +65,9 @@ export interface ShipperOptions {
   batchWindowMs?: number;
   /** Pipelines in flight at once (default 4). */
   maxInFlight?: number;
-  /** Bytes read but not acknowledged, at most (default 32 MiB). */
+  /** Bytes read but not acknowledged, at most (default 16 MiB). */
   maxUnackedBytes?: number;
-  /** Bytes per read (default 1 MiB). */
+  /** Bytes per read (default 512 KiB). */
   readChunkBytes?: number;
   /** How often files are listed again (default 250 ms). */
   scanIntervalMs?: number;
@@ -206,8 +206,8 @@ export class Shipper {
       batchBytes: opts.batchBytes ?? 4 * 1024 * 1024,
       batchWindowMs: opts.batchWindowMs ?? 50,
       maxInFlight: opts.maxInFlight ?? 4,
-      maxUnackedBytes: opts.maxUnackedBytes ?? 32 * 1024 * 1024,
-      readChunkBytes: opts.readChunkBytes ?? 1024 * 1024,
+      maxUnackedBytes: opts.maxUnackedBytes ?? 16 * 1024 * 1024,
+      readChunkBytes: opts.readChunkBytes ?? 512 * 1024,
       scanIntervalMs: opts.scanIntervalMs ?? 250,
       settleMs: opts.settleMs ?? 2_000,
       closeInactiveMs: opts.closeInactiveMs ?? 30_000,
