@@ -21,8 +21,11 @@ const PACKAGES = {
   influxd: "influxdb",
   // The real WAF of `npm start -- --waf` and its tests (local/waf.ts). nginx lives in /usr/sbin.
   nginx: "nginx",
-  // `--test` only: the browser of the live-view test and the TLS test's certificate tool.
-  ...(process.argv.includes("--test") ? { chromium: "chromium", openssl: "openssl" } : {}),
+  // `--test` only: the browser of the live-view test, the TLS test's certificate tool, and
+  // logrotate for the shipper's rotation test (with deploy/logrotate-modsecurity).
+  ...(process.argv.includes("--test")
+    ? { chromium: "chromium", openssl: "openssl", logrotate: "logrotate" }
+    : {}),
 };
 
 /**

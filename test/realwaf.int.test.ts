@@ -5,7 +5,8 @@
  * The audit log on disk is the ground truth: every transaction ModSecurity logged must become
  * exactly one point, whatever happened to the shipper.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, truncateSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -19,6 +20,7 @@ import { corpusJson, corpusLines } from "./fixtures/records.ts";
 import { influxRows } from "./readback.ts";
 import { until } from "./wait.ts";
 
+const ROOT = join(import.meta.dirname, "..");
 const STREAM = "waf-realtime";
 const GROUP = "realtime-processor";
 const ALERTS = "waf-alerts";
@@ -229,9 +231,13 @@ describe("waf ship SIGKILLed twice and the log rotated by copytruncate, over 1,0
     shipper = await w.ship();
 
     await sendAll(w.waf.port, chunks[1] as CorpusRequest[], 4);
-    // logrotate copytruncate, while the shipper is still reading what was just written.
-    copyFileSync(live, rotated);
-    truncateSync(live, 0);
+    // The real logrotate with the committed configuration (copytruncate), while the shipper is
+    // still reading what was just written.
+    const conf = join(w.dir, "logrotate.conf");
+    const shipped = readFileSync(join(ROOT, "deploy/logrotate-modsecurity"), "utf8");
+    writeFileSync(conf, shipped.replace("/var/log/nginx/modsec_audit.log", live), { mode: 0o644 });
+    execFileSync("logrotate", ["-f", "-s", join(w.dir, "logrotate.state"), conf]);
+    expect(statSync(rotated).size).toBeGreaterThan(0);
     await sendAll(w.waf.port, chunks[2] as CorpusRequest[], 4);
     shipper.child.kill("SIGKILL"); // 2nd: right after a burst
     await shipper.stop();
