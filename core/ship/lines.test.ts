@@ -109,6 +109,18 @@ describe("LineSplitter", () => {
     expect(splitter.pending).toBe(0);
   });
 
+  it("holds at most the limit of an unfinished line, however long it grows", () => {
+    const s = new LineSplitter(100, 0);
+    const { sink } = collector();
+    s.feed(Buffer.from("{}\n"), sink);
+    s.feed(Buffer.from("z".repeat(50)), sink);
+    expect(s.held).toBe(50);
+    for (let i = 0; i < 100; i++) s.feed(Buffer.from("z".repeat(1000)), sink);
+    expect(s.pending).toBe(100_050);
+    expect(s.held).toBe(OVERSIZE_HEAD);
+    expect(s.lineStart).toBe(3);
+  });
+
   it("keeps a line of exactly the limit (a CR does not count)", () => {
     const line = "y".repeat(100);
     expect(split([`${line}\r`, "\n"], 100).out).toEqual([{ kind: "record", line, end: 102 }]);
@@ -151,7 +163,7 @@ describe("LineSplitter", () => {
           expect(splitter.pending).toBe(data.length - (lastNl + 1));
         },
       ),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   });
 });

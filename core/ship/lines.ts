@@ -87,6 +87,16 @@ export class LineSplitter {
     return this.#pos - this.#lineStart;
   }
 
+  /** File offset where the unfinished line starts (every line before it was handed out). */
+  get lineStart(): number {
+    return this.#lineStart;
+  }
+
+  /** Bytes of the unfinished line held in memory (an oversized one is counted, not held). */
+  get held(): number {
+    return this.#skipping ? this.#skipHead.length : this.#partLen;
+  }
+
   /** Feeds the next bytes of the file; complete lines go to `sink` at once. */
   feed(chunk: Buffer, sink: LineSink): void {
     let start = 0;
@@ -185,7 +195,7 @@ export class LineSplitter {
    */
   #endOversize(end: number, sink: LineSink): void {
     const bytes = this.#skipLen - (this.#skipLast === CR ? 1 : 0);
-    const head = this.#skipHead;
+    const head = this.#skipHead.subarray(0, bytes);
     this.#skipping = false;
     this.#skipLen = 0;
     this.#skipLast = -1;

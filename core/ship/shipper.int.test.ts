@@ -154,9 +154,14 @@ describe("waf ship: tailing a Serial audit log", () => {
 
   it("skips a line over MAX_RECORD_BYTES with a warning naming it, and ships the rest", async () => {
     const s = setup();
-    const big = Buffer.from(`{"transaction":{"unique_id":"huge-1","x":"${"A".repeat(5000)}"}}`);
+    // Far longer than everything the shipper may hold: skipping it must not stall reading.
+    const big = Buffer.from(`{"transaction":{"unique_id":"huge-1","x":"${"A".repeat(300_000)}"}}`);
     writeFileSync(join(s.dir, "audit.log"), lines([CORPUS[0] as Buffer, big, CORPUS[1] as Buffer]));
-    const shipper = await s.start(["audit.log"], { maxRecordBytes: 4096 });
+    const shipper = await s.start(["audit.log"], {
+      maxRecordBytes: 4096,
+      maxUnackedBytes: 32_768,
+      readChunkBytes: 8192,
+    });
     const got = await shipped(s, 2);
     await shipper.stop();
     expect(ids(got)).toEqual(ids([CORPUS[0] as Buffer, CORPUS[1] as Buffer]));

@@ -206,7 +206,11 @@ export class Shipper {
       batchBytes: opts.batchBytes ?? 4 * 1024 * 1024,
       batchWindowMs: opts.batchWindowMs ?? 50,
       maxInFlight: opts.maxInFlight ?? 4,
-      maxUnackedBytes: opts.maxUnackedBytes ?? 16 * 1024 * 1024,
+      // Never below what one unfinished record and one read can hold, or reading could stall.
+      maxUnackedBytes: Math.max(
+        opts.maxUnackedBytes ?? 16 * 1024 * 1024,
+        opts.maxRecordBytes + 1 + (opts.readChunkBytes ?? 512 * 1024),
+      ),
       readChunkBytes: opts.readChunkBytes ?? 512 * 1024,
       scanIntervalMs: opts.scanIntervalMs ?? 250,
       settleMs: opts.settleMs ?? 2_000,
@@ -311,9 +315,13 @@ export class Shipper {
     this.#wake.abort();
   }
 
+  /**
+   * Bytes read and held until Redis acknowledges them: records in flight and unfinished lines
+   * (an oversized line being skipped is not held, so it cannot stall reading).
+   */
   #unacked(): number {
     let n = 0;
-    for (const f of this.#active) n += f.readPos - f.acked;
+    for (const f of this.#active) n += f.splitter.lineStart - f.acked + f.splitter.held;
     return n;
   }
 
