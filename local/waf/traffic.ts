@@ -125,11 +125,30 @@ export async function sendAll(
 }
 
 /**
- * The demo's steady traffic: the corpus's attack and benign requests in order, round and
+ * The requests interleaved across CRS rule files (942…, 941…, benign, …), so any stretch of the
+ * demo shows every kind of traffic rather than a minute of protocol tests first.
+ */
+export function interleaved(requests: readonly CorpusRequest[]): CorpusRequest[] {
+  const groups = new Map<string, CorpusRequest[]>();
+  for (const r of requests) {
+    const g = r.kind === "benign" ? "benign" : r.test.slice(0, 3);
+    const list = groups.get(g);
+    if (list) list.push(r);
+    else groups.set(g, [r]);
+  }
+  const lists = [...groups.values()];
+  const out: CorpusRequest[] = [];
+  for (let i = 0; out.length < requests.length; i++)
+    for (const list of lists) if (i < list.length) out.push(list[i] as CorpusRequest);
+  return out;
+}
+
+/**
+ * The demo's steady traffic: the corpus's attack and benign requests, interleaved, round and
  * round, `perSecond` of them each second, until `signal` aborts.
  */
 export async function demoTraffic(port: number, perSecond: number, signal: AbortSignal) {
-  const requests = quickRequests();
+  const requests = interleaved(quickRequests());
   let i = 0;
   while (!signal.aborted) {
     const started = Date.now();
