@@ -14,10 +14,11 @@ import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { sleep } from "../core/lib/time.ts";
 import { startRedis } from "../local/services.ts";
 import { startShipProcess } from "../local/waf.ts";
 import { corpusLines } from "../test/fixtures/records.ts";
-import { procMemory, progress, round1, sleep } from "./measure.ts";
+import { procMemory, progress, round1 } from "./measure.ts";
 
 export interface ShipBenchResult {
   /** Records per second `waf ship` put on the stream from the file (median of the runs). */

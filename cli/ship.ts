@@ -1,5 +1,5 @@
 /**
- * `waf ship [--state FILE] PATH…` (SPEC §7): the long-running shipper for the WAF host. Tails
+ * `waf ship [--state FILE] PATH…` (reference §7): the long-running shipper for the WAF host. Tails
  * ModSecurity v3 / Coraza JSON audit logs — files, quoted globs (`'/var/log/modsec_audit.log*'`,
  * expanded on every scan, so rotated files are recognised), Concurrent-log directories — and
  * adds each record verbatim to STREAM_KEY (field STREAM_FIELD, `MAXLEN ~ SHIP_MAXLEN`), at least
@@ -12,7 +12,7 @@
  */
 import { resolve } from "node:path";
 import type { Config } from "../core/config.ts";
-import type { LogExtra, Logger } from "../core/lib/logger.ts";
+import type { Logger } from "../core/lib/logger.ts";
 import { acquireLock, classifyPaths, LockedError } from "../core/ship/files.ts";
 import { GlobError } from "../core/ship/glob.ts";
 import { type ShipHealth, startShipHealth } from "../core/ship/health.ts";
@@ -26,14 +26,6 @@ import { connectRedis, maskRedisUrl } from "./redis.ts";
 /** How long a stop waits for Redis to acknowledge what was read (docker stop allows 10 s). */
 const DRAIN_MS = 5_000;
 export const DEFAULT_STATE_FILE = "waf-ship.state.json";
-
-/** The Powertools logger behind the core Logger port (an absent `extra` is not passed on). */
-function loggerPort(pt: ReturnType<typeof createLogger>): Logger {
-  const level =
-    (name: "debug" | "info" | "warn" | "error") => (message: string, extra?: LogExtra) =>
-      extra ? pt[name](message, extra) : pt[name](message);
-  return { debug: level("debug"), info: level("info"), warn: level("warn"), error: level("error") };
-}
 
 const USAGE =
   "waf ship [--state FILE] [--health-host H] PATH… (PATH: an audit log file, a quoted glob such as '/var/log/modsec_audit.log*', or a Concurrent-log directory)";
@@ -60,7 +52,7 @@ export async function shipCommand(args: string[], config: Config, io: Io): Promi
     throw e;
   }
 
-  const logger = loggerPort(createLogger("waf-ship", config.LOG_LEVEL));
+  const logger: Logger = createLogger("waf-ship", config.LOG_LEVEL);
   const shipper = new Shipper({
     paths,
     stateFile,

@@ -2,7 +2,7 @@
  * A real WAF on this machine: Debian's nginx + libnginx-mod-http-modsecurity + libmodsecurity3
  * + modsecurity-crs (OWASP CRS 3.3.4), on free 127.0.0.1 ports with configs rendered from
  * local/waf/*.in into a directory of its own, and `waf ship` on its audit log. Used by
- * `npm start -- --waf` / `--demo` and by the integration tests (SPEC §7, §8).
+ * `npm start -- --waf` / `--demo` and by the integration tests (reference §7, §8).
  *
  * nginx runs in the foreground as our child, in its own process group, and is stopped by its
  * pid. Debian's own nginx service (port 80, started by the package) is never used.
@@ -335,6 +335,9 @@ export async function startShipProcess(o: {
     env: { ...process.env, ...o.env },
     execArgv: ["--import", "tsx"],
     stdio: ["ignore", log, log, "ipc"],
+    // Its own process group, like the other local processes: Ctrl-C reaches only `npm start`,
+    // which stops it (SIGTERM); if `npm start` dies, the IPC channel closes and it stops itself.
+    detached: true,
   });
   const exit = new Promise<number | null>((res) => {
     if (child.exitCode !== null) res(child.exitCode);

@@ -26,7 +26,7 @@ export interface RedisProducerOptions {
   streamKey: string;
   /** `STREAM_FIELD`: the entry field holding the record. */
   field: string;
-  /** `SHIP_MAXLEN`: `XADD … MAXLEN ~ N`, the producer trims its stream (SPEC §2). */
+  /** `SHIP_MAXLEN`: `XADD … MAXLEN ~ N`, the producer trims its stream (reference §2). */
   maxLen: number;
   /**
    * A batch without an answer after this long counts as failed, and the connection is dropped

@@ -1,5 +1,5 @@
 /**
- * The shipper against a real Redis and real files (SPEC §7 `waf ship`, §8): rotation in its
+ * The shipper against a real Redis and real files (reference §7 `waf ship`, §8): rotation in its
  * forms, partial lines, non-UTF-8 bytes, oversized lines, a Redis outage, restarts from the
  * checkpoint, Concurrent-log directories. Records are real ModSecurity + CRS records; each
  * test uses its own stream key and directory.

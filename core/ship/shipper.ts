@@ -16,7 +16,7 @@ import type { FileHandle } from "node:fs/promises";
 import { type BackoffPolicy, backoffMs } from "../lib/backoff.ts";
 import { Limiter } from "../lib/limiter.ts";
 import type { Logger } from "../lib/logger.ts";
-import { type Clock, sleep, systemClock } from "../lib/time.ts";
+import { type Clock, systemClock } from "../lib/time.ts";
 import { AckFrontier, type Batch, BatchBuilder } from "./batch.ts";
 import {
   type FileCheckpoint,
@@ -301,7 +301,7 @@ export class Shipper {
         opened === undefined
           ? untilScan
           : Math.max(1, opened + this.#o.batchWindowMs - this.#clock.now());
-      await sleep(Math.min(untilScan, untilBatch), this.#wake.signal);
+      await this.#clock.sleep(Math.min(untilScan, untilBatch), this.#wake.signal);
       if (this.#wake.signal.aborted && !this.#stopping) this.#wake = new AbortController();
     }
     // Drain: what was read goes out; the stop() timer bounds the wait.
@@ -424,7 +424,7 @@ export class Shipper {
         }
         if (this.#abort.signal.aborted) return;
         const delay = backoffMs(attempt, this.#retry, this.#random());
-        if (!(await sleep(delay, this.#abort.signal))) return;
+        if (!(await this.#clock.sleep(delay, this.#abort.signal))) return;
       }
     }
     if (this.#failingSince !== undefined) {
