@@ -1,7 +1,7 @@
 /**
  * Every record the real ModSecurity 3.0.9 + OWASP CRS wrote (test/fixtures/realwaf) parses,
  * keeps its transaction, and — where rule 949110 is present — gets exactly ModSecurity's own
- * `Total Score` as its anomaly score (SPEC §2, §3). The records reach the scorer the way the
+ * `Total Score` as its anomaly score (reference §2, §3). The records reach the scorer the way the
  * reader hands them over: bytes from the stream decoded as UTF-8 (raw non-UTF-8 bytes included).
  */
 import { describe, expect, it } from "vitest";
@@ -30,6 +30,9 @@ function totalScore(text: string): number | undefined {
 describe.each([
   // file, its labels, records in it, records with 949110 (counted with grep when added)
   ["crs3-pl1.jsonl.gz", "labels-crs3-pl1.jsonl.gz", 1937, 1886],
+  ["crs3-pl1-detect.jsonl.gz", "labels-crs3-pl1-detect.jsonl.gz", 1937, 1891],
+  ["crs3-pl2.jsonl.gz", "labels-crs3-pl2.jsonl.gz", 2385, 2253],
+  ["crs3-pl2-detect.jsonl.gz", "labels-crs3-pl2-detect.jsonl.gz", 2385, 2264],
   ["crs4-pl1-sample.jsonl.gz", "labels-crs4-pl1-sample.jsonl.gz", 147, 145],
   ["crs4-pl1-detect-sample.jsonl.gz", "labels-crs4-pl1-detect-sample.jsonl.gz", 147, 146],
 ])("the real CRS corpus %s", (file, labelsFile, records, withTotal) => {
