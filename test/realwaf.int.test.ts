@@ -1,5 +1,5 @@
 /**
- * A real WAF in the loop (SPEC §7 `waf ship`, §8): real attack and benign requests (the corpus's
+ * A real WAF in the loop (reference §7 `waf ship`, §8): real attack and benign requests (the corpus's
  * raw bytes) through Debian's nginx + ModSecurity v3 + OWASP CRS, `waf ship` on its audit log,
  * the whole pipeline (reader → local Invoke API → scorer → a real InfluxDB 1.x, alerts → Redis).
  * The audit log on disk is the ground truth: every transaction ModSecurity logged must become
