@@ -343,6 +343,23 @@ describe("waf ship: tailing a Serial audit log", () => {
 });
 
 describe("waf ship: a Concurrent-log directory", () => {
+  it("works through a backlog of more files than it may hold open, each once", async () => {
+    const s = setup();
+    const minute = join(s.dir, "audit", "20261130", "20261130-2133");
+    mkdirSync(minute, { recursive: true });
+    CORPUS.slice(0, 40).forEach((r, i) =>
+      writeFileSync(
+        join(minute, `20261130-2133${String(i).padStart(2, "0")}-x`),
+        Buffer.concat([r, Buffer.from("\n")]),
+      ),
+    );
+    const shipper = await s.start(["audit"], { maxOpenFiles: 3 });
+    await shipped(s, 40);
+    await until("every file done", () => shipper.stats().files === 0);
+    await shipper.stop();
+    expect(ids(await s.stream())).toEqual(ids(CORPUS.slice(0, 40)));
+  });
+
   it("ships each file's record once, with or without a trailing newline, and not again after a restart", async () => {
     const s = setup();
     const root = join(s.dir, "audit");

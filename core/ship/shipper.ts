@@ -71,6 +71,8 @@ export interface ShipperOptions {
   readChunkBytes?: number;
   /** How often files are listed again (default 250 ms). */
   scanIntervalMs?: number;
+  /** Files open at once, at most, when a Concurrent-log directory has a backlog (256). */
+  maxOpenFiles?: number;
   /** How long a Concurrent file or a possible copy must stay unchanged to be decided (2 s). */
   settleMs?: number;
   /** A quiet file's descriptor is closed after this long (default 30 s); reopened when it grows. */
@@ -213,6 +215,7 @@ export class Shipper {
       ),
       readChunkBytes: opts.readChunkBytes ?? 512 * 1024,
       scanIntervalMs: opts.scanIntervalMs ?? 250,
+      maxOpenFiles: opts.maxOpenFiles ?? 256,
       settleMs: opts.settleMs ?? 2_000,
       closeInactiveMs: opts.closeInactiveMs ?? 30_000,
       checkpointIntervalMs: opts.checkpointIntervalMs ?? 1_000,
@@ -476,7 +479,10 @@ export class Shipper {
       seen.add(l.key);
       const f = this.#followed.get(l.key);
       if (f) await this.#refresh(f, l, now);
-      else await this.#discover(l, now);
+      // A Concurrent-log backlog of many files is opened a bounded number at a time (oldest
+      // first: the listing is sorted); the rest wait for a later scan.
+      else if (!l.concurrent || this.#active.size < this.#o.maxOpenFiles)
+        await this.#discover(l, now);
     }
     for (const f of this.#followed.values()) {
       if (seen.has(f.key)) continue;
@@ -663,10 +669,11 @@ export class Shipper {
     this.#active.add(f);
   }
 
+  /** One warning and one error counted per file, however many scans find it unreadable. */
   #warnOnce(key: string, message: string, extra: Record<string, unknown>): void {
-    this.#stats.errors++;
     if (this.#warned.has(key)) return;
     this.#warned.add(key);
+    this.#stats.errors++;
     this.#log.warn(message, extra);
   }
 
