@@ -79,11 +79,14 @@ async function pointCount(stack: Stack): Promise<number> {
   return Number(rows[0]?.count ?? 0);
 }
 
-/** Event alerts listed (campaign alerts, if any, come on top and are not counted). */
+/**
+ * Event alerts listed. Campaign alerts (all this traffic comes from 127.0.0.1) come on top and
+ * are not counted; they are told by their tx_id too, as the listed alert may lack its `kind`.
+ */
 async function alertTxIds(redis: Redis): Promise<string[]> {
   return (await redis.lrange(ALERTS, 0, -1))
     .map((a) => JSON.parse(a) as { tx_id: string; kind?: string })
-    .filter((a) => a.kind !== "campaign")
+    .filter((a) => a.kind !== "campaign" && !a.tx_id.startsWith("campaign:"))
     .map((a) => a.tx_id);
 }
 

@@ -347,12 +347,11 @@ describe("waf ship: a Concurrent-log directory", () => {
     const s = setup();
     const minute = join(s.dir, "audit", "20261130", "20261130-2133");
     mkdirSync(minute, { recursive: true });
-    CORPUS.slice(0, 40).forEach((r, i) =>
+    for (const [i, r] of CORPUS.slice(0, 40).entries())
       writeFileSync(
         join(minute, `20261130-2133${String(i).padStart(2, "0")}-x`),
         Buffer.concat([r, Buffer.from("\n")]),
-      ),
-    );
+      );
     const shipper = await s.start(["audit"], { maxOpenFiles: 3 });
     await shipped(s, 40);
     await until("every file done", () => shipper.stats().files === 0);
