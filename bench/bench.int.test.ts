@@ -55,5 +55,8 @@ describe("npm run bench -- --quick --json", () => {
       );
     }
     expect(result.mode).toBe("quick");
+    const ship = result.ship as Record<string, unknown>;
+    for (const key of ["ship_records_per_s", "xadd_ceiling_records_per_s", "ship_vs_xadd_ceiling"])
+      expect((ship[key] as number) > 0, `ship.${key} = ${ship[key]}`).toBe(true);
   }, 150_000);
 });

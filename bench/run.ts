@@ -25,6 +25,7 @@ import { percentile, progress, round1 } from "./measure.ts";
 import { runPipeline } from "./pipeline.ts";
 import { recordMix } from "./records.ts";
 import { measureCeiling } from "./redis-ceiling.ts";
+import { measureShip, type ShipBenchResult } from "./ship.ts";
 import { startTap, type Tap } from "./tap.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -165,6 +166,13 @@ async function main(): Promise<void> {
       bigBacklogMaxDrainS: size.bigBacklogMaxDrainS,
     });
 
+    progress("ship: waf ship from a pre-written audit log vs pipelined XADD of the same records");
+    const ship = await measureShip({
+      redisUrl: r.url,
+      mb: args.quick ? 10 : 100,
+      runs: args.quick ? 1 : 3,
+    });
+
     const t = pipeline.throughput;
     const alertBatches = t.invocations.filter((s) => s.alerts > 0).length;
     const invRecords = t.invocations.reduce((n, s) => n + s.records, 0);
@@ -198,6 +206,7 @@ async function main(): Promise<void> {
       reader_rss_mb_backlog_1m: round1(b.readerPeakRssMb),
       lambda_usd_per_million: cost.batched.usdPerMillion,
       naive_lambda_usd_per_million: cost.naive.usdPerMillion,
+      ship,
       // What helps read them.
       mode: args.quick ? "quick" : "full",
       machine: `${os.cpus()[0]?.model ?? "unknown CPU"}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
@@ -299,6 +308,11 @@ function table(r: Result): string {
     ],
     ["XADD→alert listed", `p50 ${r.p50_xadd_to_alert_ms} ms, p99 ${r.p99_xadd_to_alert_ms} ms`, ""],
     ["reader peak RSS", `${r.reader_peak_rss_mb} MB`, ""],
+    [
+      `waf ship, ${(r.ship as ShipBenchResult).ship_file_mb} MB audit log`,
+      `${(r.ship as ShipBenchResult).ship_records_per_s} rec/s = ${pct((r.ship as ShipBenchResult).ship_vs_xadd_ceiling)} of pipelined XADD`,
+      "≥ 50%",
+    ],
     [
       `reader RSS, ${r.backlog_records}-record backlog`,
       `${r.reader_rss_mb_backlog_1m} MB (${r.backlog_drained_records} drained in ${r.backlog_drain_s} s)`,

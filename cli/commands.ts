@@ -27,6 +27,9 @@ import { connectRedis, maskRedisUrl } from "./redis.ts";
 import { collectSources, ReplayError, renderProgress, replay } from "./replay.ts";
 import { formatReport, report, type StatusKeys, snapshot } from "./status.ts";
 
+/** `waf ship`: the long-running log shipper (its own module: it is a service, not a one-shot). */
+export { shipCommand } from "./ship.ts";
+
 /** Where a command writes: the process's streams, or buffers in tests. */
 export interface Io {
   stdout: Writable & { isTTY?: boolean; columns?: number };

@@ -22,6 +22,9 @@ commands:
                                with unique_id and kind, for a row per kind)
   replay FILE|DIR… [--rate N]  put every non-blank line on the stream, verbatim (.gz too;
          [--maxlen N]          a DIR means its .json/.jsonl/.ndjson/.log/.gz files; - is stdin)
+  ship [--state FILE] PATH…   tail ModSecurity/Coraza JSON audit logs into the stream, at
+                               least once, until stopped (PATH: a file, a quoted glob such as
+                               '/var/log/modsec_audit.log*', or a Concurrent-log directory)
   alerts [--follow] [--level L[,L]] [--ip IP] [--rule ID] [--limit N] [--json]
                                the alert list, newest first; --follow prints new ones as they come
   dlq list [--reason R] [--limit N] [--json]
@@ -52,6 +55,7 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
       return scoreCommand(args, env, io);
     }
     case "replay":
+    case "ship":
     case "alerts":
     case "dlq":
     case "status":
@@ -62,6 +66,7 @@ async function dispatch(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise
       ]);
       const handlers = {
         replay: commands.replayCommand,
+        ship: commands.shipCommand,
         alerts: commands.alertsCommand,
         dlq: commands.dlqCommand,
         status: commands.statusCommand,

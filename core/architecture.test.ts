@@ -40,6 +40,12 @@ const PURE_ROOTS = [
   "core/lib/fields.ts",
   "core/lib/retry-after.ts",
   "core/lib/logger.ts",
+  // The shipper's decisions; its file-system and Redis adapters sit beside them.
+  "core/ship/lines.ts",
+  "core/ship/glob.ts",
+  "core/ship/checkpoint.ts",
+  "core/ship/plan.ts",
+  "core/ship/batch.ts",
 ];
 
 /** Packages and Node modules the pure core must never reach. */

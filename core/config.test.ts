@@ -79,6 +79,16 @@ describe("loadConfig", () => {
     expect(loadConfig(env)).toMatchObject(expected);
   });
 
+  it("has the shipper's defaults: trim at about a million entries, no health endpoint", () => {
+    const c = loadConfig({});
+    expect(c.SHIP_MAXLEN).toBe(1_000_000);
+    expect(c.SHIP_HEALTH_PORT).toBeUndefined();
+    expect(loadConfig({ SHIP_HEALTH_PORT: "9101", SHIP_MAXLEN: "5000" })).toMatchObject({
+      SHIP_HEALTH_PORT: 9101,
+      SHIP_MAXLEN: 5000,
+    });
+  });
+
   it("treats blank values as unset", () => {
     expect(loadConfig({ BATCH_SIZE: " ", SLACK_WEBHOOK_URL: "" }).BATCH_SIZE).toBe(100);
   });
@@ -93,6 +103,10 @@ describe("loadConfig", () => {
     ["BATCH_SIZE", "1.5"],
     ["MAX_IN_FLIGHT", "-1"],
     ["HEALTH_PORT", "70000"],
+    ["SHIP_MAXLEN", "0"],
+    ["SHIP_MAXLEN", "lots"],
+    ["SHIP_HEALTH_PORT", "70000"],
+    ["SHIP_HEALTH_PORT", "http"],
     ["SCORING_WEIGHTS", "{nope"],
     ["SCORING_WEIGHTS", '{"94": 3}'],
     ["SCORING_WEIGHTS", '{"942": "30"}'],

@@ -272,6 +272,22 @@ export const configSchema = z
     HEALTH_PORT: int(8080, 0, 65_535),
     /** How long the reader drains in-flight batches after SIGTERM (ECS stopTimeout must exceed it). */
     DRAIN_TIMEOUT_MS: int(25_000, 0, 600_000),
+    /** `waf ship`: XADD … MAXLEN ~ N, the producer's approximate trim of the stream. */
+    SHIP_MAXLEN: int(1_000_000, 1),
+    /** `waf ship`: port of its `/healthz` (127.0.0.1); unset = no health endpoint. */
+    SHIP_HEALTH_PORT: z
+      .string()
+      .trim()
+      .regex(/^\d+$/, { error: "must be a port number (0-65535)" })
+      .transform(Number)
+      .pipe(
+        z
+          .number()
+          .int()
+          .min(0, { error: "must be a port number (0-65535)" })
+          .max(65_535, { error: "must be a port number (0-65535)" }),
+      )
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.ALERT_EMAIL_FROM && c.ALERT_EMAIL_TO.length === 0) {

@@ -5,7 +5,8 @@
  * Prints a one-line live summary; Ctrl-C drains and stops everything.
  *
  *   npm start                 the pipeline, waiting for records on the stream
- *   npm start -- --demo       also feeds real fixture records and a steady demo mix
+ *   npm start -- --waf        also a real nginx + ModSecurity + CRS, `waf ship` on its audit log
+ *   npm start -- --demo       --waf, and real attack and benign requests through it
  *   npm start -- --logs       stream the processes' JSON logs here instead of the summary
  *   npm start -- --view-port 9000   the live view's port (default 8900, or any free one if taken)
  */
@@ -19,6 +20,7 @@ import { streamNames } from "../core/stream/keys.ts";
 import { streamStatus } from "../core/stream/status.ts";
 import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
 import { type Stack, startStack } from "./stack.ts";
+import { startLocalWaf } from "./waf.ts";
 import { type LiveView, startLiveView } from "./web/server.ts";
 
 const argv = process.argv.slice(2);
@@ -90,8 +92,13 @@ async function main(): Promise<void> {
     await stack.stop();
     throw new Error(`live view: ${(err as Error).message}`, { cause: err });
   }
+  const localWaf =
+    args.has("--waf") || demo
+      ? await startLocalWaf({ redisUrl: stack.redisUrl, env: stack.env, logDir, demo })
+      : undefined;
   console.log(
     [
+      ...(localWaf ? [localWaf.summary] : []),
       `  Redis       ${redisShown}${stack.services.redis ? " (throwaway)" : ""}`,
       `  InfluxDB    ${influxShown} (${influxApi} API${stack.services.influx ? `, throwaway ${influxApi === "v1" ? "InfluxDB 1.x" : "VictoriaMetrics"}` : ""}, bucket ${config.INFLUXDB_BUCKET})`,
       `  Invoke API  ${stack.lambdaUrl} (functions waf-scorer, waf-alerter)`,
@@ -117,7 +124,7 @@ async function main(): Promise<void> {
   }
 
   let feeder: NodeJS.Timeout | undefined;
-  if (demo) {
+  if (demo && !localWaf) {
     const fixtures = fixtureRecords();
     const p = redis.pipeline();
     for (const rec of fixtures) p.xadd(config.STREAM_KEY, "*", config.STREAM_FIELD, rec);

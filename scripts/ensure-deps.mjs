@@ -19,14 +19,29 @@ const PACKAGES = {
   "redis-server": "redis-server",
   "victoria-metrics": "victoria-metrics",
   influxd: "influxdb",
-  // `--test` only: the browser of the live-view test and the TLS test's certificate tool.
-  ...(process.argv.includes("--test") ? { chromium: "chromium", openssl: "openssl" } : {}),
+  // The real WAF of `npm start -- --waf` and its tests (local/waf.ts). nginx lives in /usr/sbin.
+  nginx: "nginx",
+  // `--test` only: the browser of the live-view test, the TLS test's certificate tool, and
+  // logrotate for the shipper's rotation test (with deploy/logrotate-modsecurity).
+  ...(process.argv.includes("--test")
+    ? { chromium: "chromium", openssl: "openssl", logrotate: "logrotate" }
+    : {}),
+};
+
+/**
+ * Files the code needs that are not binaries → their package: the ModSecurity module for nginx
+ * (it pulls libmodsecurity3 in) and the OWASP CRS.
+ */
+const FILES = {
+  "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so": "libnginx-mod-http-modsecurity",
+  "/usr/share/modsecurity-crs/rules": "modsecurity-crs",
+  "/etc/modsecurity/crs/crs-setup.conf": "modsecurity-crs",
 };
 
 const log = (msg) => process.stderr.write(`ensure-deps: ${msg}\n`);
 
 function onPath(binary) {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+  for (const dir of [...(process.env.PATH ?? "").split(path.delimiter), "/usr/sbin", "/sbin"]) {
     if (!dir) continue;
     try {
       accessSync(path.join(dir, binary), constants.X_OK);
@@ -73,13 +88,21 @@ async function ensureNodeModules() {
   return run(process.platform === "win32" ? "npm.cmd" : "npm", ["ci"], { stdio: "inherit" });
 }
 
+/** What is missing: [binary or file, package] pairs. */
+function missingItems() {
+  return [
+    ...Object.entries(PACKAGES).filter(([binary]) => !onPath(binary)),
+    ...Object.entries(FILES).filter(([file]) => !existsSync(file)),
+  ];
+}
+
 async function ensureSystemPackages() {
-  const missing = Object.entries(PACKAGES).filter(([binary]) => !onPath(binary));
+  const missing = missingItems();
   if (missing.length === 0) return true;
-  const packages = missing.map(([, pkg]) => pkg);
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))];
   const binaries = missing.map(([binary]) => binary).join(", ");
   const manual = `apt-get install -y ${packages.join(" ")}`;
-  log(`not on PATH: ${binaries}`);
+  log(`missing: ${binaries}`);
 
   const isRoot = process.getuid?.() === 0;
   const sudo = !isRoot && onPath("sudo");
@@ -114,7 +137,7 @@ async function ensureSystemPackages() {
   // A fresh image has no package lists, a stale one points at removed files: update, then retry.
   let ok = await install();
   if (!ok) ok = (await apt(["update"])) && (await install());
-  const still = missing.filter(([binary]) => !onPath(binary)).map(([binary]) => binary);
+  const still = missingItems().map(([item]) => item);
   if (!ok || still.length > 0) {
     log(
       `installing ${packages.join(", ")} failed${still.length ? ` (still missing: ${still.join(", ")})` : ""}. ` +
@@ -123,6 +146,8 @@ async function ensureSystemPackages() {
     return false;
   }
   log(`installed ${packages.join(", ")}`);
+  // Debian's nginx package may start its own service on port 80; nothing here uses it (the
+  // local WAF runs its own nginx on free loopback ports), so it is left alone.
   return true;
 }
 

@@ -55,7 +55,10 @@ describe("npm start and Ctrl-C", () => {
     await new Promise((r) => setTimeout(r, 2_000));
     const redisUrl = /Redis\s+(redis:\/\/\S+)/.exec(out)?.[1] as string;
     const influxUrl = /InfluxDB\s+(http:\/\/\S+)/.exec(out)?.[1] as string;
+    // --demo runs the real WAF (nginx + ModSecurity) and waf ship in front (local/waf.ts).
+    const wafUrl = /WAF\s+(http:\/\/\S+)/.exec(out)?.[1] as string;
     expect(redisUrl).toBeDefined();
+    expect(wafUrl).toBeDefined();
 
     process.kill(-(child.pid as number), "SIGINT");
     expect(await exited).toBe(0);
@@ -64,5 +67,6 @@ describe("npm start and Ctrl-C", () => {
     for (const text of [out, ...logs]) expect(text).not.toMatch(/unhandled/i);
     expect(await refuses(redisUrl)).toBe(true);
     expect(await refuses(influxUrl)).toBe(true);
+    expect(await refuses(wafUrl)).toBe(true);
   });
 });

@@ -1,0 +1,53 @@
+/**
+ * `GET /healthz` for `waf ship` (on SHIP_HEALTH_PORT when set): 200 while the shipper runs and
+ * its last Redis write succeeded, 503 otherwise, with `shipped`, `lag_bytes`, `errors`,
+ * `skipped_oversize`, `files` in the body. Loopback only unless told otherwise: the figures
+ * are about this host's logs.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ShipperStats } from "./shipper.ts";
+
+export interface ShipHealth {
+  readonly server: Server;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startShipHealth(o: {
+  port: number;
+  host?: string;
+  stats: () => ShipperStats & { running: boolean };
+}): Promise<ShipHealth> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (req.method !== "GET" || (path !== "/healthz" && path !== "/health")) {
+      res.writeHead(404).end();
+      return;
+    }
+    const s = o.stats();
+    const healthy = s.running && s.redis_ok;
+    res.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({ status: healthy ? "ok" : s.running ? "redis_failing" : "stopped", ...s }),
+    );
+  });
+  const host = o.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
