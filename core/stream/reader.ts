@@ -221,7 +221,8 @@ export class StreamReader {
         if (!(await this.acquireUnlessStopped())) break;
         let batch: Held[] | undefined;
         try {
-          batch = (await this.takeDueRetry()) ?? (await this.claimIdle()) ?? (await this.readNew(0));
+          batch =
+            (await this.takeDueRetry()) ?? (await this.claimIdle()) ?? (await this.readNew(0));
         } catch (err) {
           this.slots.release();
           throw err;

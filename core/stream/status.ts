@@ -4,8 +4,9 @@
  * consumers, DLQ length — and, for `waf status`, when entries last arrived and the newest
  * dead-letter. Redis's reply shapes are read here and nowhere above.
  */
-import type { RedisClient } from "../lib/redis.ts";
+
 import { fieldMap } from "../lib/fields.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import { DLQ_FIELDS, dlqEntry, streamIdMs } from "./entry.ts";
 import type { StreamNames, StreamShard } from "./keys.ts";
 import { type ConsumerInfo, consumerInfo, entriesOf } from "./redis-stream.ts";
@@ -100,7 +101,11 @@ export async function shardedStatus(
     consumers.set(
       c.name,
       seen
-        ? { name: c.name, pending: seen.pending + c.pending, idleMs: Math.min(seen.idleMs, c.idleMs) }
+        ? {
+            name: c.name,
+            pending: seen.pending + c.pending,
+            idleMs: Math.min(seen.idleMs, c.idleMs),
+          }
         : { ...c },
     );
   }
