@@ -4,13 +4,14 @@
  * `--follow` prints the newest ones oldest first, then each new alert as it is listed, like
  * `tail -f`.
  */
-import type { Redis } from "ioredis";
+
 import {
   alertListPages,
   alertListSummary,
   type ListedAlertRow,
   parseListedAlert,
 } from "../core/alert/alert-list.ts";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { clean, table, truncate, utc } from "./format.ts";
 
 /** A listed alert as read back. */
@@ -38,7 +39,7 @@ export function matches(a: AlertRow, f: AlertFilter): boolean {
  * time (it may hold ALERT_LIST_MAX entries). `total` is the list's length.
  */
 export async function newestAlerts(
-  redis: Redis,
+  redis: RedisClient,
   listKey: string,
   filter: AlertFilter,
   limit: number,
@@ -92,7 +93,7 @@ export class AlertFollower {
   private seen = new Map<string, number>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly listKey: string,
     private readonly maxScan = 10_000,
   ) {}

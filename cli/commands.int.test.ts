@@ -176,7 +176,7 @@ describe.concurrent("waf replay", () => {
     const waits: number[] = [];
     const text = Array.from({ length: 100 }, (_, i) => `{"i":${i}}`).join("\n");
     const r = await replay(redis, [sourceOf("mem", text)], {
-      streamKey: env.STREAM_KEY,
+      shards: [{ index: 0, stream: env.STREAM_KEY, dlq: env.DLQ_STREAM_KEY }],
       field: "event",
       rate: 50,
       now: () => clock,

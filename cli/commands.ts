@@ -5,11 +5,13 @@
  */
 
 import type { Writable } from "node:stream";
-import type { Redis } from "ioredis";
 import type { Config } from "../core/config.ts";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { sleep } from "../core/lib/time.ts";
 import { DeadLetters } from "../core/stream/dlq.ts";
+import type { StreamNames } from "../core/stream/keys.ts";
 import { streamNames } from "../core/stream/keys.ts";
+import { topologyOf } from "../functions/shared/runtime.ts";
 import { startLiveView } from "../local/web/server.ts";
 import {
   type AlertFilter,
@@ -59,12 +61,12 @@ function interrupted(): { signal: AbortSignal; dispose(): void } {
 
 async function withRedis<T>(
   config: Config,
-  fn: (redis: Redis) => Promise<T>,
+  fn: (redis: RedisClient, names: StreamNames) => Promise<T>,
   persistent = false,
 ): Promise<T> {
-  const redis = await connectRedis(config.REDIS_URL, { persistent });
+  const redis = await connectRedis(config.REDIS_URL, { persistent, mode: config.REDIS_MODE });
   try {
-    return await fn(redis);
+    return await fn(redis, streamNames(config, topologyOf(config, redis)));
   } finally {
     redis.disconnect();
   }
@@ -84,13 +86,13 @@ export async function replayCommand(args: string[], config: Config, io: Io): Pro
       throw e instanceof ReplayError ? new UsageError(`waf replay: ${e.message}`) : e;
     },
   );
-  return withRedis(config, async (redis) => {
+  return withRedis(config, async (redis, names) => {
     const stop = interrupted();
     const tty = Boolean(io.stderr.isTTY);
     let lastDraw = 0;
     try {
       const r = await replay(redis, sources, {
-        streamKey: config.STREAM_KEY,
+        shards: names.shards,
         field: config.STREAM_FIELD,
         rate,
         maxLen,
@@ -254,8 +256,8 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
       if (positionals.length > 0)
         throw new UsageError(`waf dlq list: unexpected argument "${positionals[0]}"`);
       const limit = intOption("dlq list", "limit", values.limit) ?? 20;
-      return withRedis(config, async (redis) => {
-        const { entries, total } = await new DeadLetters(redis, streamNames(config)).list(
+      return withRedis(config, async (redis, names) => {
+        const { entries, total } = await new DeadLetters(redis, names).list(
           { reason: values.reason },
           limit,
         );
@@ -284,8 +286,8 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
       if (positionals.length !== 1) throw new UsageError("waf dlq show: give one DLQ entry ID");
       checkIds(positionals);
       const id = positionals[0] as string;
-      return withRedis(config, async (redis) => {
-        const dlq = new DeadLetters(redis, streamNames(config));
+      return withRedis(config, async (redis, names) => {
+        const dlq = new DeadLetters(redis, names);
         const e = await dlq.get(id);
         if (!e) {
           err(
@@ -318,9 +320,9 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
       checkIds(positionals);
       const limit = intOption("dlq redrive", "limit", values.limit);
       const dryRun = Boolean(values["dry-run"]);
-      return withRedis(config, async (redis) => {
+      return withRedis(config, async (redis, names) => {
         const shown: string[] = [];
-        const dlq = new DeadLetters(redis, streamNames(config));
+        const dlq = new DeadLetters(redis, names);
         const r = await dlq.redrive({
           filter: { reason: values.reason },
           ids: positionals.length > 0 ? positionals : undefined,
@@ -364,11 +366,9 @@ export async function dlqCommand(args: string[], config: Config, io: Io): Promis
   }
 }
 
-export function statusKeys(config: Config): StatusKeys {
+export function statusKeys(config: Config, names: StreamNames): StatusKeys {
   return {
-    streamKey: config.STREAM_KEY,
-    group: config.CONSUMER_GROUP,
-    dlqKey: config.DLQ_STREAM_KEY,
+    names,
     alertListKey: config.ALERT_LIST_KEY,
     claimIdleMs: config.CLAIM_IDLE_MS,
   };
@@ -386,8 +386,8 @@ export async function statusCommand(args: string[], config: Config, io: Io): Pro
     throw new UsageError(
       `waf status: --sample must be seconds between 0 and 60 (got "${values.sample}")`,
     );
-  const keys = statusKeys(config);
-  return withRedis(config, async (redis) => {
+  return withRedis(config, async (redis, names) => {
+    const keys = statusKeys(config, names);
     const first = await snapshot(redis, keys);
     let last = first;
     if (sampleS > 0) {

@@ -3,8 +3,10 @@
  * masked) when the server cannot be reached, so every command exits within 10 seconds instead
  * of retrying forever the way a long-running service should.
  */
-import { Redis } from "ioredis";
+import { type Cluster, Redis } from "ioredis";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { maskUrl } from "../core/lib/url.ts";
+import { createCluster } from "../functions/shared/runtime.ts";
 import { RedisUnreachableError } from "./errors.ts";
 
 /** Everything about connecting must be over well within the 10 s promise (reference §7). */
@@ -58,13 +60,69 @@ export interface ConnectOptions {
    * a Redis restart is then a pause, not the end of the command.
    */
   persistent?: boolean;
+  /** `REDIS_MODE`: unset, what the server says (`INFO cluster`) decides. */
+  mode?: "single" | "cluster";
 }
 
 /**
- * Connects and PINGs, or throws {@link RedisUnreachableError} within about 6 seconds.
+ * Connects and PINGs, or throws {@link RedisUnreachableError} within about 6 seconds; a server
+ * in cluster mode (or `mode: "cluster"`) gets a cluster client, checked the same way.
  * One-shot clients give up on a lost connection; persistent ones reconnect forever.
  */
-export async function connectRedis(url: string, opts: ConnectOptions = {}): Promise<Redis> {
+export async function connectRedis(url: string, opts: ConnectOptions = {}): Promise<RedisClient> {
+  const node = await connectNode(url, opts);
+  let cluster = opts.mode === "cluster";
+  if (opts.mode === undefined) {
+    try {
+      cluster = /cluster_enabled:1/.test(await node.info("cluster"));
+    } catch (err) {
+      node.disconnect();
+      throw new RedisUnreachableError(maskRedisUrl(url), scrub(describeConnectError(err), url), {
+        cause: err,
+      });
+    }
+  }
+  if (!cluster) return node;
+  node.disconnect();
+  return connectCluster(url, opts);
+}
+
+/** A cluster client, ready (slots known), or {@link RedisUnreachableError} within the budget. */
+async function connectCluster(url: string, opts: ConnectOptions): Promise<Cluster> {
+  const cluster = createCluster(url, {
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+  });
+  let lastError: unknown;
+  cluster.on("error", (err) => {
+    lastError = err;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      cluster.ping(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${CONNECT_BUDGET_MS / 1000} s`)),
+          CONNECT_BUDGET_MS,
+        );
+      }),
+    ]);
+    if (!opts.persistent) cluster.options.clusterRetryStrategy = () => null;
+    return cluster;
+  } catch (err) {
+    cluster.disconnect();
+    const cause = lastError ?? err;
+    throw new RedisUnreachableError(maskRedisUrl(url), scrub(describeConnectError(cause), url), {
+      cause,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A single-node client, PINGed. */
+async function connectNode(url: string, opts: ConnectOptions): Promise<Redis> {
   const shown = maskRedisUrl(url);
   let lastError: unknown;
   let connected = false;

@@ -10,8 +10,9 @@ import { readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { sleep } from "../core/lib/time.ts";
+import { type StreamShard, shardOfRecord } from "../core/stream/keys.ts";
 
 /** One input: a file, or stdin (`-`). */
 export interface ReplaySource {
@@ -34,7 +35,8 @@ export interface ReplayProgress {
 }
 
 export interface ReplayOptions {
-  streamKey: string;
+  /** The stream's shards; a record goes to its transaction's (core/stream/keys.ts). */
+  shards: readonly StreamShard[];
   field: string;
   /** Records per second; unset = as fast as Redis takes them. */
   rate?: number;
@@ -215,10 +217,11 @@ export async function* splitLines(
 
 /** Sends every non-blank line of every source to the stream. */
 export async function replay(
-  redis: Redis,
+  redis: RedisClient,
   sources: ReplaySource[],
   opts: ReplayOptions,
 ): Promise<ReplayResult> {
+  const { shards } = opts;
   const now = opts.now ?? Date.now;
   const startedAt = now();
   const rate = opts.rate;
@@ -246,21 +249,31 @@ export async function replay(
       const due = startedAt + ((sent + entries.length) * 1000) / rate;
       await (opts.sleep ?? sleep)(due - now(), opts.signal);
     }
-    const p = redis.pipeline();
+    // Each record to its shard (by its transaction id, as the shipper does); one pipeline per
+    // shard, since a cluster pipeline must not span slots.
+    const byKey = new Map<string, Buffer[]>();
     for (const line of entries) {
-      if (opts.maxLen) p.xadd(opts.streamKey, "MAXLEN", "~", opts.maxLen, "*", opts.field, line);
-      else p.xadd(opts.streamKey, "*", opts.field, line);
+      const key = (shards[shardOfRecord(line, shards.length)] ?? shards[0])?.stream as string;
+      byKey.set(key, [...(byKey.get(key) ?? []), line]);
     }
-    let results: Array<[Error | null, unknown]>;
-    try {
-      results = ((await p.exec()) ?? []) as Array<[Error | null, unknown]>;
-    } catch (err) {
-      throw new ReplayError(`Redis failed: ${(err as Error).message}`, sent, { cause: err });
-    }
-    for (const [err] of results) {
-      if (err) throw new ReplayError(`XADD ${opts.streamKey} failed: ${err.message}`, sent);
-      sent++;
-    }
+    const sends = [...byKey].map(async ([key, lines]) => {
+      const p = redis.pipeline();
+      for (const line of lines) {
+        if (opts.maxLen) p.xadd(key, "MAXLEN", "~", opts.maxLen, "*", opts.field, line);
+        else p.xadd(key, "*", opts.field, line);
+      }
+      let results: Array<[Error | null, unknown]>;
+      try {
+        results = ((await p.exec()) ?? []) as Array<[Error | null, unknown]>;
+      } catch (err) {
+        throw new ReplayError(`Redis failed: ${(err as Error).message}`, sent, { cause: err });
+      }
+      for (const [err] of results) {
+        if (err) throw new ReplayError(`XADD ${key} failed: ${err.message}`, sent);
+      }
+      return results.length;
+    });
+    for (const n of await Promise.all(sends)) sent += n;
     opts.onProgress?.({ sent, bytesRead, bytesTotal, source: current, startedAt });
   };
 

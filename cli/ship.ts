@@ -10,6 +10,7 @@
  * once running it rides out outages (retries with backoff, reading paused, nothing lost).
  * SIGTERM/SIGINT: stop reading, send what was read, write the checkpoint, exit 0.
  */
+
 import { resolve } from "node:path";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/lib/logger.ts";
@@ -18,7 +19,8 @@ import { GlobError } from "../core/ship/glob.ts";
 import { type ShipHealth, startShipHealth } from "../core/ship/health.ts";
 import { RedisStreamProducer } from "../core/ship/producer.ts";
 import { Shipper } from "../core/ship/shipper.ts";
-import { createLogger } from "../functions/shared/runtime.ts";
+import { streamNames } from "../core/stream/keys.ts";
+import { createLogger, topologyOf } from "../functions/shared/runtime.ts";
 import { parse, UsageError } from "./args.ts";
 import type { Io } from "./commands.ts";
 import { connectRedis, maskRedisUrl } from "./redis.ts";
@@ -57,7 +59,7 @@ export async function shipCommand(args: string[], config: Config, io: Io): Promi
     paths,
     stateFile,
     producer: new RedisStreamProducer(redis, {
-      streamKey: config.STREAM_KEY,
+      shards: streamNames(config, topologyOf(config, redis)).shards,
       field: config.STREAM_FIELD,
       maxLen: config.SHIP_MAXLEN,
     }),

@@ -1,28 +1,29 @@
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../core/config.ts";
+import { type StreamShard, streamNames } from "../core/stream/keys.ts";
 import type { StreamStatus } from "../core/stream/status.ts";
 import { formatReport, report, type Snapshot, type StatusKeys } from "./status.ts";
 
 const keys: StatusKeys = {
-  streamKey: "waf-realtime",
-  group: "realtime-processor",
-  dlqKey: "waf-realtime:dlq",
+  names: streamNames(loadConfig({})),
   alertListKey: "waf-alerts",
   claimIdleMs: 60_000,
 };
 
 function snap(at: number, s: Partial<StreamStatus>, o: Partial<Snapshot> = {}): Snapshot {
+  const stream = {
+    length: 100,
+    groupExists: true,
+    lag: 0,
+    pending: 0,
+    entriesRead: 100,
+    consumers: [{ name: "reader-1", pending: 0, idleMs: 20 }],
+    dlqLength: 0,
+    ...s,
+  };
   return {
     at,
-    stream: {
-      length: 100,
-      groupExists: true,
-      lag: 0,
-      pending: 0,
-      entriesRead: 100,
-      consumers: [{ name: "reader-1", pending: 0, idleMs: 20 }],
-      dlqLength: 0,
-      ...s,
-    },
+    stream: { ...stream, shards: [{ ...stream, ...(keys.names.shards[0] as StreamShard) }] },
     entriesAdded: undefined,
     lastAddedMs: at - 3000,
     alertListLength: 4,

@@ -3,15 +3,14 @@
  * length, consumer-group lag, pending entries per consumer with idle time, DLQ size, alert list
  * size, and recent throughput from two samples taken a moment apart; then what looks wrong.
  */
-import type { Redis } from "ioredis";
 import { alertListSummary } from "../core/alert/alert-list.ts";
-import { type StreamStatus, streamActivity, streamStatus } from "../core/stream/status.ts";
+import type { RedisClient } from "../core/lib/redis.ts";
+import type { StreamNames } from "../core/stream/keys.ts";
+import { type ShardedStatus, shardedStatus, streamActivity } from "../core/stream/status.ts";
 import { clean, count, duration, plural } from "./format.ts";
 
 export interface StatusKeys {
-  streamKey: string;
-  group: string;
-  dlqKey: string;
+  names: StreamNames;
   alertListKey: string;
   /** CLAIM_IDLE_MS: a consumer idle longer than this with pending entries is probably dead. */
   claimIdleMs: number;
@@ -20,7 +19,7 @@ export interface StatusKeys {
 export interface Snapshot {
   /** Redis server time, ms. */
   at: number;
-  stream: StreamStatus;
+  stream: ShardedStatus;
   /** XINFO STREAM entries-added (Redis 7+); undefined before. */
   entriesAdded: number | undefined;
   /** Time of the newest entry ever added (from last-generated-id), ms. */
@@ -59,26 +58,43 @@ export interface StatusReport {
   };
   dlq: { key: string; length: number; newest: { at: string; reason: string } | undefined };
   alerts: { key: string; length: number; newestAgoMs: number | undefined };
+  /** Each shard of the stream (one unless STREAM_SHARDS > 1); the figures above are totals. */
+  shards: Array<{
+    index: number;
+    stream: string;
+    dlq: string;
+    length: number;
+    lag: number | undefined;
+    pending: number;
+    dlqLength: number;
+  }>;
   warnings: string[];
 }
 
-/** One sample: a handful of commands in three round trips. */
-export async function snapshot(redis: Redis, k: StatusKeys): Promise<Snapshot> {
-  const names = { stream: k.streamKey, group: k.group, dlq: k.dlqKey };
-  const [stream, activity, alerts] = await Promise.all([
-    streamStatus(redis, names, { withConsumers: true }),
-    streamActivity(redis, names),
+/** One sample: a handful of commands per shard, in parallel. */
+export async function snapshot(redis: RedisClient, k: StatusKeys): Promise<Snapshot> {
+  const [stream, activities, alerts] = await Promise.all([
+    shardedStatus(redis, k.names, { withConsumers: true }),
+    Promise.all(k.names.shards.map((shard) => streamActivity(redis, shard))),
     alertListSummary(redis, k.alertListKey),
   ]);
+  const added = activities.map((a) => a.entriesAdded);
+  const newestDlq = activities
+    .map((a) => a.newestDlq)
+    .filter((d) => d !== undefined)
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))[0];
+  const lastAdded = activities.map((a) => a.lastAddedMs).filter((t) => t !== undefined);
   return {
-    at: activity.serverTimeMs,
+    at: activities[0]?.serverTimeMs ?? Date.now(),
     stream,
-    entriesAdded: activity.entriesAdded,
-    lastAddedMs: activity.lastAddedMs,
+    entriesAdded: added.every((n) => n !== undefined)
+      ? added.reduce((n, a) => n + (a ?? 0), 0)
+      : undefined,
+    lastAddedMs: lastAdded.length > 0 ? Math.max(...lastAdded) : undefined,
     alertListLength: alerts.length,
     newestAlertAt: alerts.newestListedAt,
-    newestDlq: activity.newestDlq,
-    redisVersion: activity.redisVersion,
+    newestDlq,
+    redisVersion: activities[0]?.redisVersion,
   };
 }
 
@@ -104,12 +120,12 @@ export function report(
     redisUrl,
     redisVersion: last.redisVersion,
     stream: {
-      key: k.streamKey,
+      key: k.names.stream,
       length: s.length,
       lastAddedAgoMs: last.lastAddedMs === undefined ? undefined : last.at - last.lastAddedMs,
     },
     group: {
-      name: k.group,
+      name: k.names.group,
       exists: s.groupExists,
       lag: s.lag,
       pending: s.pending,
@@ -121,13 +137,22 @@ export function report(
       readPerS: perSecond(first.stream.entriesRead, last.stream.entriesRead, ms),
       donePerS: perSecond(done(first), done(last), ms),
     },
-    dlq: { key: k.dlqKey, length: s.dlqLength, newest: last.newestDlq },
+    dlq: { key: k.names.dlq, length: s.dlqLength, newest: last.newestDlq },
     alerts: {
       key: k.alertListKey,
       length: last.alertListLength,
       newestAgoMs:
         last.newestAlertAt === undefined ? undefined : last.at - last.newestAlertAt * 1000,
     },
+    shards: s.shards.map((x) => ({
+      index: x.index,
+      stream: x.stream,
+      dlq: x.dlq,
+      length: x.length,
+      lag: x.lag,
+      pending: x.pending,
+      dlqLength: x.dlqLength,
+    })),
     warnings: [],
   };
   r.warnings = warningsOf(r, first, k);
@@ -203,6 +228,13 @@ export function formatReport(r: StatusReport): string {
       ? `Throughput over ${duration(t.sampleMs)}: ${rate(t.arrivingPerS)} arriving, ${rate(t.readPerS)} read, ${rate(t.donePerS)} done (acknowledged)`
       : "Throughput: not sampled (--sample 0)",
   );
+  if (r.shards.length > 1) {
+    out.push(`Shards (${r.shards.length}; the figures above are totals, order holds per shard):`);
+    for (const x of r.shards)
+      out.push(
+        `  ${clean(x.stream)}: ${count(x.length)} entries, lag ${x.lag === undefined ? "unknown" : count(x.lag)}, ${count(x.pending)} pending, ${count(x.dlqLength)} dead-lettered`,
+      );
+  }
   out.push(
     `Dead-letter stream ${clean(r.dlq.key)}: ${plural(r.dlq.length, "entry", "entries")}${r.dlq.newest ? `, newest at ${clean(r.dlq.newest.at)}: ${clean(r.dlq.newest.reason).slice(0, 120)}` : ""}`,
   );

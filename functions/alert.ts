@@ -19,7 +19,7 @@ import type { Config } from "../core/config.ts";
 import { offendersKey, RepeatOffenders } from "../core/reputation/offenders.ts";
 import { type AlertResult, handleAlerts } from "../core/use-cases/handle-alerts.ts";
 import { createMetrics } from "./shared/metrics.ts";
-import { createLogger, createRedis, runtimeConfig } from "./shared/runtime.ts";
+import { createLogger, openRedis, redisMode, runtimeConfig } from "./shared/runtime.ts";
 
 export interface AlertDeps {
   list: AlertStore;
@@ -65,7 +65,7 @@ export function createHandler(deps: AlertDeps) {
 export async function liveDeps(config?: Config): Promise<AlertDeps> {
   const c = config ?? (await runtimeConfig());
   const logger = createLogger("waf-alerter", c.LOG_LEVEL);
-  const redis = createRedis(c.REDIS_URL, {}, logger);
+  const redis = openRedis(c.REDIS_URL, await redisMode(c), {}, logger);
   const metrics = createMetrics("waf-alerter");
   return {
     list: new AlertList(redis, {

@@ -25,8 +25,9 @@ import { createLambdaClient } from "./shared/lambda.ts";
 import { createMetrics } from "./shared/metrics.ts";
 import {
   createLogger,
-  createRedis,
+  openRedis,
   readMaliciousIpsFile,
+  redisMode,
   runtimeConfig,
 } from "./shared/runtime.ts";
 
@@ -140,7 +141,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
   if (!c.ALERT_FUNCTION)
     logger.warn("ALERT_FUNCTION is not set: critical events cannot be alerted");
   // Threat-intelligence set and repeat offenders: opt-in, held in memory, reloaded in the background.
-  const redis = createRedis(c.REDIS_URL, {}, logger);
+  const redis = openRedis(c.REDIS_URL, await redisMode(c), {}, logger);
   const reputation = reputationCacheOptions(c);
   const sources = reputation ? [new ReputationCache(redis, { ...reputation, logger })] : [];
   await Promise.all(sources.map((s) => s.start()));

@@ -10,7 +10,7 @@
 import { ConfigError } from "../core/config.ts";
 import { liveDeps as alertDeps, createHandler as createAlertHandler } from "../functions/alert.ts";
 import { createHandler as createScoreHandler, liveDeps as scoreDeps } from "../functions/score.ts";
-import { createLogger, createRedis, runtimeConfig } from "../functions/shared/runtime.ts";
+import { createLogger, openRedis, redisMode, runtimeConfig } from "../functions/shared/runtime.ts";
 import { exitWithParent } from "./child.ts";
 import { type LocalHandler, startLambdaServer } from "./lambda-server.ts";
 
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const logger = createLogger("waf-local-runtime", config.LOG_LEVEL);
   const scorerName = config.SCORER_FUNCTION ?? "waf-scorer";
   const alertName = config.ALERT_FUNCTION ?? "waf-alerter";
-  const redis = createRedis(config.REDIS_URL, {}, logger);
+  const redis = openRedis(config.REDIS_URL, await redisMode(config), {}, logger);
   const score = withFaults(
     createScoreHandler(await scoreDeps({ ...config, ALERT_FUNCTION: alertName })),
   );

@@ -13,12 +13,12 @@
 
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
-import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../core/config.ts";
+import type { RedisClient } from "../core/lib/redis.ts";
 import { maskUrl } from "../core/lib/url.ts";
-import { streamNames } from "../core/stream/keys.ts";
-import { streamStatus } from "../core/stream/status.ts";
-import { fixtureRecords, syntheticRecord } from "./demo/traffic.ts";
+import { type StreamNames, streamNames } from "../core/stream/keys.ts";
+import { shardedStatus } from "../core/stream/status.ts";
+import { openRedis, redisMode, topologyOf } from "../functions/shared/runtime.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { startLocalWaf } from "./waf.ts";
 import { type LiveView, startLiveView } from "./web/server.ts";
@@ -43,15 +43,16 @@ function viewPortArg(): number | undefined {
 
 /** The live view on the asked port, else on 8900, else (taken) on any free port. */
 async function startView(
-  redis: Redis,
+  redis: RedisClient,
   redisLabel: string,
   config: ReturnType<typeof loadConfig>,
+  names: StreamNames,
   port: number | undefined,
 ): Promise<LiveView> {
   const opts = {
     redis,
     redisLabel,
-    names: streamNames(config),
+    names,
     alertListKey: config.ALERT_LIST_KEY,
   };
   try {
@@ -78,15 +79,17 @@ async function main(): Promise<void> {
     logDir,
     env: { CONSUMER_NAME: process.env.CONSUMER_NAME ?? "local-reader" },
   });
-  const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 2 });
-  // The summary is best effort; a lost connection shows as a stale line, never as an error dump.
-  redis.on("error", () => undefined);
+  // A single node or a cluster, as the pipeline's own processes find it. The summary is best
+  // effort: a lost connection shows as a stale line, never as an error dump (no logger).
+  const mode = await redisMode({ REDIS_URL: stack.redisUrl, REDIS_MODE: config.REDIS_MODE });
+  const redis = openRedis(stack.redisUrl, mode);
+  const names = streamNames(config, topologyOf(config, redis));
   // Printed, so never with a password (the URLs may come from the environment).
   const redisShown = maskUrl(stack.redisUrl);
   const influxShown = maskUrl(stack.influxUrl);
   let view: LiveView;
   try {
-    view = await startView(redis, redisShown, config, viewPort);
+    view = await startView(redis, redisShown, config, names, viewPort);
   } catch (err) {
     redis.disconnect();
     await stack.stop();
@@ -123,25 +126,7 @@ async function main(): Promise<void> {
     );
   }
 
-  let feeder: NodeJS.Timeout | undefined;
-  if (demo && !localWaf) {
-    const fixtures = fixtureRecords();
-    const p = redis.pipeline();
-    for (const rec of fixtures) p.xadd(config.STREAM_KEY, "*", config.STREAM_FIELD, rec);
-    await p.exec();
-    console.log(
-      `  demo        ${fixtures.length} real fixture records sent, then 20 demo records/s`,
-    );
-    let n = 0;
-    feeder = setInterval(() => {
-      const batch = redis.pipeline();
-      for (let i = 0; i < 4; i++)
-        batch.xadd(config.STREAM_KEY, "*", config.STREAM_FIELD, syntheticRecord(n++, Date.now()));
-      batch.exec().catch(() => undefined);
-    }, 200);
-  }
-
-  const status = () => streamStatus(redis, streamNames(config));
+  const status = () => shardedStatus(redis, names);
   let last = await status();
   let lastAt = Date.now();
   const tty = process.stdout.isTTY && !showLogs;
@@ -156,7 +141,9 @@ async function main(): Promise<void> {
           ((done - (last.entriesRead - last.pending)) * 1000) / Math.max(1, now - lastAt);
         last = g;
         lastAt = now;
-        const line = `events/s ${rate.toFixed(0).padStart(6)} | processed ${done} | alerts ${alerts} | dlq ${g.dlqLength} | lag ${g.lag ?? "?"} | pending ${g.pending}`;
+        const perShard =
+          g.shards.length > 1 ? ` (${g.shards.map((x) => x.lag ?? "?").join("+")})` : "";
+        const line = `events/s ${rate.toFixed(0).padStart(6)} | processed ${done} | alerts ${alerts} | dlq ${g.dlqLength} | lag ${g.lag ?? "?"}${perShard} | pending ${g.pending}`;
         if (tty) process.stdout.write(`\r\x1b[2K${line}`);
         else if (!showLogs) console.log(line);
       } catch {
@@ -171,7 +158,6 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     clearInterval(summary);
-    if (feeder) clearInterval(feeder);
     if (tty) process.stdout.write("\n");
     console.log(`waf: ${signal}: draining the reader and stopping…`);
     tail?.kill();

@@ -5,7 +5,7 @@
  * One Lua script does dedup + push + trim atomically, so no crash can leave an alert marked
  * as seen but not listed (or listed twice).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
 import type { Alert } from "./alert.ts";
 
 // KEYS[1] list, KEYS[2] dedup key; ARGV[1] alert JSON (without listed_at), ARGV[2] max length,
@@ -42,7 +42,7 @@ export type ListedAlert = Alert & { listed_at: number };
 
 export class AlertList {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: AlertListOptions,
   ) {
     redis.defineCommand("wafPushAlert", { numberOfKeys: 2, lua: PUSH_SCRIPT });
@@ -129,7 +129,7 @@ const PAGE = 500;
  * may hold ALERT_LIST_MAX of them). Stop iterating to stop reading.
  */
 export async function* alertListPages(
-  redis: Redis,
+  redis: RedisClient,
   listKey: string,
   maxScan = Number.POSITIVE_INFINITY,
 ): AsyncGenerator<string[]> {
@@ -142,7 +142,7 @@ export async function* alertListPages(
 
 /** The list's length and when its newest alert was listed (unix seconds). */
 export async function alertListSummary(
-  redis: Redis,
+  redis: RedisClient,
   listKey: string,
 ): Promise<{ length: number; newestListedAt: number | undefined }> {
   const [lenRes, headRes] = (await redis.pipeline().llen(listKey).lindex(listKey, 0).exec()) ?? [];

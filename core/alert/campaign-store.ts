@@ -17,7 +17,7 @@
  * must raise the campaign alert: the window fired in this call, or had fired and this call
  * redelivers a transaction it counted (the list deduplicates the alert's `tx_id`).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
 import {
   CAMPAIGN_MIN_CATEGORIES,
   type CampaignEvent,
@@ -153,7 +153,7 @@ export class CampaignStore {
   private readonly ttlSeconds: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: CampaignStoreOptions,
   ) {
     this.ttlSeconds = Math.max(

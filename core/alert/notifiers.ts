@@ -2,9 +2,10 @@
  * The notification channels a configuration turns on (reference §4, §6): a channel is on when its
  * URL/key is set. Takes constructed clients; builds none.
  */
-import type { Redis } from "ioredis";
+
 import type { Config } from "../config.ts";
 import type { Logger } from "../lib/logger.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import type { Channel } from "./channels/channel.ts";
 import { EmailChannel, type SesSender } from "./channels/email.ts";
 import { PagerDutyChannel } from "./channels/pagerduty.ts";
@@ -86,7 +87,7 @@ export function channelsFromConfig(
 export function notifiersFromConfig(
   c: NotifyConfig,
   deps: {
-    redis: Redis;
+    redis: RedisClient;
     logger: Logger;
     metrics?: CountSink;
     fetch?: FetchFn;

@@ -18,7 +18,7 @@
  *   the window's end while nothing was suppressed, `keepSeconds` later once something was;
  * - `P:C:due` sorted set of those hashes with suppressed alerts, scored by window end (ms).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
 import type { Alert } from "./alert.ts";
 import { type ThrottleSummary, throttleKeyOf } from "./notification.ts";
 
@@ -104,7 +104,7 @@ export class NotificationThrottle implements Throttle {
   private readonly keepMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: ThrottleOptions,
   ) {
     this.keepMs = (opts.keepSeconds ?? 86_400) * 1000;

@@ -6,7 +6,7 @@
  * Key `<ALERT_LIST_KEY>:stats:<unix minute>`: a hash of `events`, `critical`, `high`, `medium`,
  * `low`; it expires two hours after its minute.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
 import type { SeverityLevel } from "../scoring/score.ts";
 
 export const LEVELS: readonly SeverityLevel[] = ["critical", "high", "medium", "low"];
@@ -31,7 +31,7 @@ export class LevelCounts {
   private readonly prefix: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     alertListKey: string,
   ) {
     this.prefix = `${alertListKey}:stats`;

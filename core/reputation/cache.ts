@@ -11,11 +11,11 @@
  * minus the entries that expired meanwhile.
  */
 
-import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { formatIp, IpSet, type ParsedIp } from "../event/ip.ts";
 import { fieldMap } from "../lib/fields.ts";
 import type { Logger } from "../lib/logger.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import { maskIp } from "../privacy/privacy.ts";
 import type { MaliciousSource } from "../scoring/reputation.ts";
 import { offendersKey } from "./offenders.ts";
@@ -72,7 +72,7 @@ export class ReputationCache implements MaliciousSource {
   private readonly now: () => number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: ReputationCacheOptions,
   ) {
     this.now = opts.now ?? Date.now;

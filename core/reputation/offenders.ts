@@ -15,8 +15,9 @@
  * network is counted and marked together; `hash` → the `h:…` hash, which the scorer matches
  * by hashing each client IP with the same `IP_HASH_KEY`.
  */
-import type { Redis } from "ioredis";
+
 import { formatIp, parseIp } from "../event/ip.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import type { IpMasking } from "../privacy/privacy.ts";
 
 /** The offenders key for a configuration: beside the feed's set, never inside it. */
@@ -70,7 +71,7 @@ export interface RepeatOffendersOptions {
 /** The alert function's side: counts critical alerts per client and marks offenders. */
 export class RepeatOffenders {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: RepeatOffendersOptions,
   ) {
     redis.defineCommand("wafRecordOffence", { numberOfKeys: 2, lua: RECORD });

@@ -1,15 +1,13 @@
 /**
  * The one place the shipper writes to the stream. Everything the shipper sends goes through
  * {@link StreamProducer.add}; the stream key is chosen in one method,
- * {@link RedisStreamProducer.keyFor}.
- *
- * Sharded streams (`STREAM_SHARDS=N`) and Redis Cluster key tags plug in there: pick the shard
- * from a stable hash of the record's transaction id (read from the bytes without trusting
- * them), return `<STREAM_KEY>:{<shard>}` or whatever the reader side agrees on, and group the
- * pipeline by key (a cluster pipeline must not span slots). Nothing else in the shipper knows
- * the key.
+ * {@link RedisStreamProducer.keyFor}: with `STREAM_SHARDS=N`, the shard a stable hash of the
+ * record's transaction id picks (core/stream/keys.ts, the same rule `waf replay` follows), so
+ * one transaction's records stay in order in one shard. Records are sent in one pipeline per
+ * shard (a cluster pipeline must not span slots), all at once.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../lib/redis.ts";
+import { type StreamShard, shardOfRecord } from "../stream/keys.ts";
 
 /** Appends audit records to the stream, verbatim. */
 export interface StreamProducer {
@@ -22,8 +20,8 @@ export interface StreamProducer {
 }
 
 export interface RedisProducerOptions {
-  /** `STREAM_KEY`. */
-  streamKey: string;
+  /** The stream's shards (core/stream/keys.ts `streamNames(...).shards`); one by default. */
+  shards: readonly StreamShard[];
   /** `STREAM_FIELD`: the entry field holding the record. */
   field: string;
   /** `SHIP_MAXLEN`: `XADD … MAXLEN ~ N`, the producer trims its stream (reference §2). */
@@ -47,26 +45,36 @@ export class RedisStreamProducer implements StreamProducer {
   readonly #maxLen: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly o: RedisProducerOptions,
   ) {
     this.#timeoutMs = o.timeoutMs ?? 15_000;
     this.#maxLen = String(o.maxLen);
   }
 
-  /**
-   * The stream a record goes to. Today: `STREAM_KEY` for every record. The shard / cluster
-   * key-tag choice belongs here and nowhere else.
-   */
-  keyFor(_record: Buffer): string {
-    return this.o.streamKey;
+  /** The stream a record goes to: its shard's key. */
+  keyFor(record: Buffer): string {
+    const { shards } = this.o;
+    return (shards[shardOfRecord(record, shards.length)] ?? shards[0])?.stream as string;
   }
 
   async add(records: readonly Buffer[]): Promise<void> {
     if (records.length === 0) return;
+    const byKey = new Map<string, Buffer[]>();
+    for (const record of records) {
+      const key = this.keyFor(record);
+      const list = byKey.get(key);
+      if (list) list.push(record);
+      else byKey.set(key, [record]);
+    }
+    await Promise.all([...byKey].map(([key, list]) => this.addTo(key, list)));
+  }
+
+  /** One pipelined round trip of XADDs to one key. */
+  private async addTo(key: string, records: readonly Buffer[]): Promise<void> {
     const p = this.redis.pipeline();
     for (const record of records)
-      p.xadd(this.keyFor(record), "MAXLEN", "~", this.#maxLen, "*", this.o.field, record);
+      p.xadd(key, "MAXLEN", "~", this.#maxLen, "*", this.o.field, record);
     let timer: NodeJS.Timeout | undefined;
     let results: Array<[Error | null, unknown]> | null;
     try {
@@ -82,15 +90,15 @@ export class RedisStreamProducer implements StreamProducer {
       ]);
     } catch (err) {
       if (err instanceof ProduceError) throw err;
-      throw new ProduceError(`XADD ${this.o.streamKey}: ${(err as Error).message}`, {
+      throw new ProduceError(`XADD ${key}: ${(err as Error).message}`, {
         cause: err,
       });
     } finally {
       clearTimeout(timer);
     }
-    if (!results) throw new ProduceError(`XADD ${this.o.streamKey}: the pipeline was discarded`);
+    if (!results) throw new ProduceError(`XADD ${key}: the pipeline was discarded`);
     for (const [err] of results) {
-      if (err) throw new ProduceError(`XADD ${this.o.streamKey}: ${err.message}`, { cause: err });
+      if (err) throw new ProduceError(`XADD ${key}: ${err.message}`, { cause: err });
     }
   }
 }

@@ -84,7 +84,7 @@ function setup(): Setup {
         paths: await classifyPaths(paths.map((p) => join(dir, p))),
         stateFile: state,
         producer: new RedisStreamProducer(client, {
-          streamKey: key,
+          shards: [{ index: 0, stream: key, dlq: `${key}:dlq` }],
           field: "event",
           maxLen: 1_000_000,
           timeoutMs: 3_000,
@@ -304,7 +304,7 @@ describe("waf ship: tailing a Serial audit log", () => {
       paths: await classifyPaths([log]),
       stateFile: s.state,
       producer: new RedisStreamProducer(client, {
-        streamKey: s.key,
+        shards: [{ index: 0, stream: s.key, dlq: `${s.key}:dlq` }],
         field: "event",
         maxLen: 1000,
         timeoutMs: 2000,

@@ -8,11 +8,11 @@
  * contract (entry.ts), passed to the script as arguments.
  */
 
-import type { Redis } from "ioredis";
 import { fieldValue } from "../lib/fields.ts";
+import type { RedisClient } from "../lib/redis.ts";
 import { DLQ_FIELDS, type DlqEntry, dlqEntry, ORIGIN_FIELD } from "./entry.ts";
-import type { StreamNames } from "./keys.ts";
-import { entriesOf } from "./redis-stream.ts";
+import type { StreamNames, StreamShard } from "./keys.ts";
+import { compareIds, entriesOf } from "./redis-stream.ts";
 
 export interface DlqFilter {
   /** Case-insensitive substring of the reason. */
@@ -78,62 +78,91 @@ export interface RedriveResult {
   missing: string[];
 }
 
+/**
+ * The dead-letter streams of every shard, as one: listing merges them newest first, an entry is
+ * found in whichever shard holds it, and a redriven record goes back to its own shard.
+ */
 export class DeadLetters {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly names: StreamNames,
   ) {
     redis.defineCommand("wafRedrive", { numberOfKeys: 2, lua: REDRIVE_SCRIPT });
   }
 
-  length(): Promise<number> {
-    return this.redis.xlen(this.names.dlq);
+  async length(): Promise<number> {
+    const lengths = await Promise.all(this.names.shards.map((s) => this.redis.xlen(s.dlq)));
+    return lengths.reduce((n, l) => n + l, 0);
   }
 
-  /** Every matching entry, in `order`, a page at a time. */
-  async *scan(filter: DlqFilter, order: "newest" | "oldest"): AsyncGenerator<DlqEntry> {
-    const key = this.names.dlq;
+  /** One shard's matching entries, in `order`, a page at a time. */
+  private async *scanShard(
+    shard: StreamShard,
+    filter: DlqFilter,
+    order: "newest" | "oldest",
+  ): AsyncGenerator<DlqEntry & { shard: StreamShard }> {
     let cursor: string | undefined;
     for (;;) {
       const page = entriesOf(
         order === "newest"
-          ? await this.redis.xrevrange(key, cursor ? `(${cursor}` : "+", "-", "COUNT", PAGE)
-          : await this.redis.xrange(key, cursor ? `(${cursor}` : "-", "+", "COUNT", PAGE),
+          ? await this.redis.xrevrange(shard.dlq, cursor ? `(${cursor}` : "+", "-", "COUNT", PAGE)
+          : await this.redis.xrange(shard.dlq, cursor ? `(${cursor}` : "-", "+", "COUNT", PAGE),
       );
       for (const raw of page) {
         const e = dlqEntry(raw);
-        if (matchesReason(e, filter)) yield e;
+        if (matchesReason(e, filter)) yield { ...e, shard };
       }
       if (page.length < PAGE) return;
       cursor = page[page.length - 1]?.id;
     }
   }
 
-  /** The newest matching entries, up to `limit`, and the DLQ's length. */
+  /** Every matching entry of every shard, shard by shard, each in `order`. */
+  async *scan(
+    filter: DlqFilter,
+    order: "newest" | "oldest",
+  ): AsyncGenerator<DlqEntry & { shard: StreamShard }> {
+    for (const shard of this.names.shards) yield* this.scanShard(shard, filter, order);
+  }
+
+  /** The newest matching entries over every shard, up to `limit`, and the DLQs' total length. */
   async list(filter: DlqFilter, limit: number): Promise<{ entries: DlqEntry[]; total: number }> {
     const total = await this.length();
-    const entries: DlqEntry[] = [];
-    for await (const e of this.scan(filter, "newest")) {
-      entries.push(e);
-      if (entries.length >= limit) break;
-    }
+    const perShard = await Promise.all(
+      this.names.shards.map(async (shard) => {
+        const out: DlqEntry[] = [];
+        for await (const e of this.scanShard(shard, filter, "newest")) {
+          out.push(e);
+          if (out.length >= limit) break;
+        }
+        return out;
+      }),
+    );
+    const entries = perShard
+      .flat()
+      .sort((a, b) => compareIds(b.id, a.id))
+      .slice(0, limit);
     return { entries, total };
   }
 
-  /** The newest entry, if any. */
-  async newest(): Promise<DlqEntry | undefined> {
-    const [raw] = entriesOf(await this.redis.xrevrange(this.names.dlq, "+", "-", "COUNT", 1));
-    return raw ? dlqEntry(raw) : undefined;
+  /** The shard whose DLQ holds entry `id`, and the entry. */
+  private async find(id: string): Promise<{ shard: StreamShard; entry: DlqEntry } | undefined> {
+    for (const shard of this.names.shards) {
+      const [raw] = entriesOf(await this.redis.xrange(shard.dlq, id, id));
+      if (raw) return { shard, entry: dlqEntry(raw) };
+    }
+    return undefined;
   }
 
   async get(id: string): Promise<DlqEntry | undefined> {
-    const [raw] = entriesOf(await this.redis.xrange(this.names.dlq, id, id));
-    return raw ? dlqEntry(raw) : undefined;
+    return (await this.find(id))?.entry;
   }
 
   /** The record of one entry, byte for byte as stored; undefined when there is none. */
   async rawRecord(id: string): Promise<Buffer | undefined> {
-    const [entry] = await this.redis.xrangeBuffer(this.names.dlq, id, id);
+    const found = await this.find(id);
+    if (!found) return undefined;
+    const [entry] = await this.redis.xrangeBuffer(found.shard.dlq, id, id);
     return fieldValue(entry?.[1], this.names.field);
   }
 
@@ -146,20 +175,22 @@ export class DeadLetters {
     const candidates = async function* () {
       if (o.ids) {
         for (const id of o.ids) {
-          const e = await self.get(id);
-          if (!e) result.missing.push(id);
-          else if (matchesReason(e, o.filter)) yield e;
+          const found = await self.find(id);
+          if (!found) result.missing.push(id);
+          else if (matchesReason(found.entry, o.filter))
+            yield { ...found.entry, shard: found.shard };
         }
       } else yield* self.scan(o.filter, "oldest");
     };
-    let batch: DlqEntry[] = [];
+    // One pipeline per shard: a cluster pipeline must not span slots.
+    let batch: Array<DlqEntry & { shard: StreamShard }> = [];
     const flush = async () => {
       if (batch.length === 0 || o.dryRun) return;
       const p = this.redis.pipeline();
       for (const e of batch) {
         (p as unknown as RedriveScript).wafRedrive(
-          this.names.dlq,
-          this.names.stream,
+          e.shard.dlq,
+          e.shard.stream,
           e.id,
           field,
           ORIGIN_FIELD,
@@ -184,8 +215,12 @@ export class DeadLetters {
       }
       taken++;
       o.onEntry?.(e);
-      if (o.dryRun) result.redriven++;
-      else batch.push(e);
+      if (o.dryRun) {
+        result.redriven++;
+        continue;
+      }
+      if (batch.length > 0 && batch[0]?.shard !== e.shard) await flush();
+      batch.push(e);
       if (batch.length >= 100) await flush();
     }
     await flush();

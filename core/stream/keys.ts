@@ -128,8 +128,16 @@ export function txIdOf(record: string): string | undefined {
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
-/** The shard of one record's text. */
-export function shardOfRecord(record: string, shards: number): number {
+/**
+ * The shard of one record, as text or as the bytes a shipper read (only its head is looked at,
+ * as Latin-1: the ids are ASCII, and no UTF-8 check is paid for). A record without a readable
+ * id is placed by its head.
+ */
+export function shardOfRecord(record: string | Buffer, shards: number): number {
   if (shards <= 1) return 0;
-  return shardOf(txIdOf(record) ?? record, shards);
+  const head =
+    typeof record === "string"
+      ? record.slice(0, TX_SCAN)
+      : record.toString("latin1", 0, Math.min(record.length, TX_SCAN));
+  return shardOf(txIdOf(head) ?? head, shards);
 }

@@ -18,15 +18,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Redis } from "ioredis";
 import { alertListPages, alertListSummary, parseListedAlert } from "../../core/alert/alert-list.ts";
+import type { RedisClient } from "../../core/lib/redis.ts";
 import { type EventRates, LevelCounts } from "../../core/metrics/level-counts.ts";
 import type { StreamNames } from "../../core/stream/keys.ts";
-import { streamStatus } from "../../core/stream/status.ts";
+import { shardedStatus } from "../../core/stream/status.ts";
 import { type ListedAlertLike, summarise, type WindowSummary } from "./summary.ts";
 
 export interface LiveViewOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Shown on the page; pass it with the password masked. */
   redisLabel: string;
   names: StreamNames;
@@ -58,6 +58,14 @@ export interface Snapshot {
     consumers: number;
     /** Entries acknowledged per second since the previous snapshot. */
     donePerS: number | null;
+    /** Each shard (one unless STREAM_SHARDS > 1); the figures above are totals. */
+    shards: Array<{
+      key: string;
+      length: number;
+      lag: number | null;
+      pending: number;
+      dlqLength: number;
+    }>;
   } | null;
   dlq: { key: string; length: number } | null;
   /** Every scored event (not only alerts), from the scorer's per-minute counts. */
@@ -137,7 +145,7 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
         now * 1000 + Math.floor(Number(micros) / 1000),
         windowSeconds,
       );
-      const status = await streamStatus(o.redis, o.names, { withConsumers: true });
+      const status = await shardedStatus(o.redis, o.names, { withConsumers: true });
       const { length: total } = await alertListSummary(o.redis, o.alertListKey);
       // The list is newest first by listed_at: read pages until the window is passed.
       const alerts: ListedAlertLike[] = [];
@@ -172,6 +180,13 @@ export async function startLiveView(o: LiveViewOptions): Promise<LiveView> {
           pending: status.pending,
           consumers: status.consumers.length,
           donePerS,
+          shards: status.shards.map((x) => ({
+            key: x.stream,
+            length: x.length,
+            lag: x.lag ?? null,
+            pending: x.pending,
+            dlqLength: x.dlqLength,
+          })),
         },
         dlq: { key: o.names.dlq, length: status.dlqLength },
         scored,

@@ -125,6 +125,15 @@ function render(s) {
     const rate = s.scored ? s.scored.perSecond : s.stream.donePerS;
     setText("rate", rate == null ? "–" : num(Math.round(rate)));
     $("lag").parentElement.classList.toggle("warn", (s.stream.lag || 0) > 1000);
+    // Sharded streams: each shard's lag and pending (the tiles show the totals).
+    const shards = s.stream.shards || [];
+    $("shards").hidden = shards.length < 2;
+    setText(
+      "shards",
+      shards.length < 2
+        ? ""
+        : `${shards.length} shards: ${shards.map((x) => `${str(x.key)} lag ${num(x.lag)}, pending ${num(x.pending)}`).join(" · ")}`,
+    );
   }
   if (s.dlq) {
     setText("dlq", num(s.dlq.length));
