@@ -109,12 +109,23 @@ export function createRedis(url: string, extra: RedisOptions = {}, logger?: Logg
 
 /** Whether the server at REDIS_URL runs in cluster mode (`INFO cluster`). */
 export async function detectCluster(url: string): Promise<boolean> {
-  const probe = new Redis(url, { ...BASE_OPTIONS, lazyConnect: true, maxRetriesPerRequest: 1 });
-  probe.on("error", () => undefined);
+  const probe = new Redis(url, {
+    ...BASE_OPTIONS,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  // The server's own refusal (WRONGPASS, …) says more than "Connection is closed".
+  let refusal: unknown;
+  probe.on("error", (err) => {
+    refusal ??= err;
+  });
   try {
     await probe.connect();
     const info = await probe.info("cluster");
     return /cluster_enabled:1/.test(info);
+  } catch (err) {
+    throw refusal ?? err;
   } finally {
     probe.disconnect();
   }
