@@ -201,6 +201,150 @@ export async function startRedis(
   });
 }
 
+/** Whether `port` on the loopback address can be bound right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, LOOPBACK, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port for a cluster node: below 55536, with its cluster bus port (port + 10000) free too.
+ * Ephemeral ports (above 32768 here) would often push the bus port past 65535.
+ */
+async function clusterNodePort(): Promise<number[]> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if ((await canListen(port)) && (await canListen(port + 10_000))) return [port];
+  }
+  throw new ServiceStartError(
+    "redis-server",
+    "no free port pair (port, port + 10000) for a cluster node",
+    "",
+  );
+}
+
+export interface RunningCluster {
+  /** `redis://127.0.0.1:<first node>`: any node is an entry point for a cluster client. */
+  readonly url: string;
+  readonly nodes: readonly RunningService[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a throwaway Redis Cluster of `primaries` nodes (no replicas) on free loopback ports
+ * below 55536, joined by `redis-cli --cluster create`, and waits until every node reports
+ * `cluster_state:ok`.
+ */
+export async function startRedisCluster(
+  opts: { primaries?: number } = {},
+): Promise<RunningCluster> {
+  const count = opts.primaries ?? 3;
+  const nodes: RunningService[] = [];
+  const stop = async () => {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      nodes.push(
+        await startService({
+          name: "redis-server",
+          dir: undefined,
+          portCount: 1,
+          pickPorts: clusterNodePort,
+          url: ([port]) => `redis://${LOOPBACK}:${port}`,
+          command: ([port], dir) => ({
+            args: [
+              "--port",
+              String(port),
+              "--bind",
+              LOOPBACK,
+              "--cluster-enabled",
+              "yes",
+              "--cluster-config-file",
+              path.join(dir, "nodes.conf"),
+              "--cluster-node-timeout",
+              "5000",
+              "--save",
+              "",
+              "--appendonly",
+              "no",
+              "--dir",
+              dir,
+            ],
+          }),
+          ready: async (proc) => proc.output().includes("Ready to accept connections"),
+        }),
+      );
+    }
+    const addresses = nodes.map((n) => `${LOOPBACK}:${n.port}`);
+    await new Promise<void>((resolve, reject) => {
+      const cli = spawn(
+        findBinary("redis-cli"),
+        ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      cli.stdout?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      cli.stderr?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      cli.once("error", reject);
+      cli.once("exit", (code) =>
+        code === 0
+          ? resolve()
+          : reject(
+              new ServiceStartError(
+                "redis cluster",
+                "redis-cli --cluster create failed",
+                out.slice(-500),
+              ),
+            ),
+      );
+    });
+    const deadline = Date.now() + 30_000;
+    for (const node of nodes) {
+      for (;;) {
+        if (await clusterOk(node.port)) break;
+        if (Date.now() > deadline)
+          throw new ServiceStartError(
+            "redis cluster",
+            `node ${node.port} never reported cluster_state:ok`,
+            "",
+          );
+        await sleep(POLL_MS);
+      }
+    }
+    return { url: `redis://${LOOPBACK}:${nodes[0]?.port}`, nodes, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** `CLUSTER INFO` says ok, over a raw RESP exchange (no client library in this module). */
+function clusterOk(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection({ host: LOOPBACK, port });
+    let reply = "";
+    socket.setTimeout(1000, () => socket.destroy());
+    socket.once("connect", () => socket.write("*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n"));
+    socket.on("data", (c: Buffer) => {
+      reply += c.toString();
+      if (reply.includes("cluster_state:")) {
+        socket.destroy();
+        resolve(reply.includes("cluster_state:ok"));
+      }
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(reply.includes("cluster_state:ok")));
+  });
+}
+
 /**
  * Starts a throwaway VictoriaMetrics: the InfluxDB v2 write API is at `${url}/api/v2/write`
  * (token, org and bucket are ignored); read back with `test/readback.ts`.
@@ -286,6 +430,8 @@ interface ServiceSpec {
   name: string;
   dir: string | undefined;
   portCount: number;
+  /** Picks the ports (default: any free ones). */
+  pickPorts?: (count: number) => Promise<number[]>;
   url(ports: number[]): string;
   command(ports: number[], dir: string): { args: string[]; env?: Record<string, string> };
   ready(proc: ServerProcess, ports: number[]): Promise<boolean>;
@@ -298,7 +444,7 @@ async function startService(spec: ServiceSpec): Promise<RunningService> {
   installExitHandler();
   try {
     for (let attempt = 1; ; attempt++) {
-      const ports = await freePorts(spec.portCount);
+      const ports = await (spec.pickPorts ?? freePorts)(spec.portCount);
       const service = new ManagedService(spec, binary, ports, dir, ownsDir);
       // Registered before it runs, so an exit during start-up kills it too.
       services.add(service);

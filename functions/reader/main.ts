@@ -119,7 +119,13 @@ async function main(): Promise<void> {
   // Gauges for CloudWatch (EMF): lag, pending, DLQ length over every shard; published even when
   // idle. `ConsumerLag` is what the service scales on.
   const metrics = createMetrics("waf-reader");
+  let deadLetteredBefore = 0;
   const publishGauges = async () => {
+    // Records this task dead-lettered since the last publication: the DLQ alarm counts these
+    // (the DLQ stream is capped, so its length stops growing once full).
+    const deadLettered = totals(readers).deadLettered;
+    metrics.addMetric("DeadLettered", MetricUnit.Count, deadLettered - deadLetteredBefore);
+    deadLetteredBefore = deadLettered;
     try {
       const s = await shardedStatus(redis, names);
       if (s.lag !== undefined) metrics.addMetric("ConsumerLag", MetricUnit.Count, s.lag);
@@ -128,6 +134,7 @@ async function main(): Promise<void> {
       metrics.publishStoredMetrics();
     } catch (err) {
       logger.warn("could not read stream status for metrics", { error: (err as Error).name });
+      metrics.publishStoredMetrics(); // DeadLettered still counts
     }
   };
   void publishGauges();
