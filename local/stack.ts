@@ -49,6 +49,14 @@ export interface Stack {
   startReader(extraEnv?: Record<string, string>): Promise<void>;
   /** Sends a signal to the reader and waits for it to exit. */
   stopReader(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Starts one more reader (another task of the same service; give it its own CONSUMER_NAME),
+   * logging to `<name>.log`; `stop()` stops it too.
+   */
+  addReader(
+    name: string,
+    extraEnv?: Record<string, string>,
+  ): Promise<{ process: ChildProcess; stop(signal?: NodeJS.Signals): Promise<number | null> }>;
   startRuntime(): Promise<void>;
   stopRuntime(signal?: NodeJS.Signals): Promise<number | null>;
   /** Drains the reader, stops the runtime, stops the servers this stack started. */
@@ -172,23 +180,29 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
   };
 
-  const startReader = async (extraEnv: Record<string, string> = {}) => {
-    reader = opts.readerBundle
-      ? spawnTs("reader", join(ROOT, "dist/reader/main.mjs"), false, extraEnv)
-      : spawnTs("reader", join(ROOT, "functions/reader/main.ts"), true, extraEnv);
-    const child = reader;
+  /** Starts a reader process logging to `<name>.log`; resolves once it reads. */
+  const launchReader = async (name: string, extraEnv: Record<string, string>) => {
+    const child = opts.readerBundle
+      ? spawnTs(name, join(ROOT, "dist/reader/main.mjs"), false, extraEnv)
+      : spawnTs(name, join(ROOT, "functions/reader/main.ts"), true, extraEnv);
     await new Promise<void>((res, rej) => {
       const onExit = (code: number | null) =>
-        rej(new Error(`reader exited with ${code} (see ${join(opts.logDir, "reader.log")})`));
+        rej(new Error(`reader exited with ${code} (see ${join(opts.logDir, `${name}.log`)})`));
       child.once("exit", onExit);
       child.on("message", (m: { ready?: boolean; healthPort?: number }) => {
         if (m?.ready) {
-          healthPort = m.healthPort;
+          if (name === "reader") healthPort = m.healthPort;
           child.off("exit", onExit);
           res();
         }
       });
     });
+    return child;
+  };
+  const extraReaders: ChildProcess[] = [];
+
+  const startReader = async (extraEnv: Record<string, string> = {}) => {
+    reader = await launchReader("reader", extraEnv);
   };
 
   try {
@@ -213,9 +227,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     runtime: () => runtime as ChildProcess,
     startReader,
     stopReader: (signal = "SIGTERM") => stopChild(reader, signal),
+    async addReader(name, extraEnv = {}) {
+      const child = await launchReader(name, extraEnv);
+      extraReaders.push(child);
+      return { process: child, stop: (signal = "SIGTERM") => stopChild(child, signal) };
+    },
     startRuntime,
     stopRuntime: (signal = "SIGTERM") => stopChild(runtime, signal),
     async stop() {
+      await Promise.all(extraReaders.map((r) => stopChild(r, "SIGTERM")));
       await stopChild(reader, "SIGTERM");
       await stopChild(runtime, "SIGTERM");
       await Promise.allSettled([services.redis?.stop(), services.influx?.stop()]);
