@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 const SETTINGS: CampaignSettings = { windowSeconds: 300, minEvents: 5 };
-const keysOf = () => alertKeys(`test:alerts:${randomUUID()}`);
+const prefix = () => alertKeys(`test:alerts:${randomUUID()}`).campaignPrefix;
 
 let n = 0;
 const ev = (over: Partial<CampaignEvent> = {}): CampaignEvent => ({
@@ -86,7 +86,7 @@ describe("CampaignStore", () => {
         fc.integer({ min: 0, max: 8 }),
         async (batches, minEvents) => {
           const settings = { ...SETTINGS, minEvents };
-          const store = new CampaignStore(redis, { keys: keysOf(), settings });
+          const store = new CampaignStore(redis, { prefix: prefix(), settings });
           const state = emptyCampaignState();
           for (const batch of batches) {
             const events = batch.map((e) =>
@@ -113,9 +113,9 @@ describe("CampaignStore", () => {
   });
 
   it("fires once for one client however two scorer instances interleave its events", async () => {
-    const k = keysOf();
-    const a = new CampaignStore(redis, { keys: k, settings: { ...SETTINGS, minEvents: 20 } });
-    const b = new CampaignStore(other, { keys: k, settings: { ...SETTINGS, minEvents: 20 } });
+    const p = prefix();
+    const a = new CampaignStore(redis, { prefix: p, settings: { ...SETTINGS, minEvents: 20 } });
+    const b = new CampaignStore(other, { prefix: p, settings: { ...SETTINGS, minEvents: 20 } });
     const events = Array.from({ length: 200 }, () => ev());
     const calls = events.map((e, i) => (i % 2 === 0 ? a : b).apply([group([e])]));
     const raised = (await Promise.all(calls)).flat();
@@ -124,7 +124,7 @@ describe("CampaignStore", () => {
   });
 
   it("raises again when a counted transaction is redelivered, with the figures it fired with", async () => {
-    const store = new CampaignStore(redis, { keys: keysOf(), settings: SETTINGS });
+    const store = new CampaignStore(redis, { prefix: prefix(), settings: SETTINGS });
     const events = Array.from({ length: 5 }, () => ev());
     const [first] = await store.apply([group(events)]);
     expect(first?.figures.events).toBe(5);
@@ -137,12 +137,12 @@ describe("CampaignStore", () => {
   });
 
   it("keeps one hash per client and window in one cluster slot, bounded, expiring", async () => {
-    const k = keysOf();
-    const store = new CampaignStore(redis, { keys: k, settings: SETTINGS, ttlSeconds: 1000 });
+    const p = prefix();
+    const store = new CampaignStore(redis, { prefix: p, settings: SETTINGS, ttlSeconds: 1000 });
     await store.apply([group(Array.from({ length: 50 }, () => ev()))]);
     const key = store.stateKey("203.0.113.9", 1_700_000_100);
-    expect(key).toBe(`${k.list}:campaign:{203.0.113.9:1700000100}`);
-    expect(await redis.keys(`${k.list}:campaign*`)).toEqual([key]);
+    expect(key).toBe(`${p}:{203.0.113.9:1700000100}`);
+    expect(await redis.keys(`${p}*`)).toEqual([key]);
     const fields = Object.keys(await redis.hgetall(key));
     // Transactions are remembered only until the window fired.
     expect(fields.filter((f) => f.startsWith("t:"))).toHaveLength(5);
@@ -152,7 +152,7 @@ describe("CampaignStore", () => {
   });
 
   it("counts clients and windows apart", async () => {
-    const store = new CampaignStore(redis, { keys: keysOf(), settings: SETTINGS });
+    const store = new CampaignStore(redis, { prefix: prefix(), settings: SETTINGS });
     const raised = await store.apply([
       { clientKey: "203.0.113.9", windowStart: 0, events: Array.from({ length: 3 }, () => ev()) },
       { clientKey: "203.0.113.10", windowStart: 0, events: Array.from({ length: 5 }, () => ev()) },
@@ -162,16 +162,16 @@ describe("CampaignStore", () => {
   });
 
   it("writes nothing when campaigns are off", async () => {
-    const k = keysOf();
-    const store = new CampaignStore(redis, { keys: k, settings: { ...SETTINGS, minEvents: 0 } });
+    const p = prefix();
+    const store = new CampaignStore(redis, { prefix: p, settings: { ...SETTINGS, minEvents: 0 } });
     const events = [["942"], ["941"], ["932"]].map((c) => ev({ categories: c }));
     expect(await store.apply([group(events)])).toEqual([]);
-    expect(await redis.keys(`${k.list}:campaign*`)).toEqual([]);
+    expect(await redis.keys(`${p}*`)).toEqual([]);
   });
 
   it("keeps severities above 2^53 / 10 exact", async () => {
     const store = new CampaignStore(redis, {
-      keys: keysOf(),
+      prefix: prefix(),
       settings: { ...SETTINGS, minEvents: 1 },
     });
     const [r] = await store.apply([

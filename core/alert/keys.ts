@@ -31,6 +31,8 @@ export interface AlertKeys {
   held(channel: string): string;
   /** Hash: the scorer's counts of scored events by level in one unix minute. */
   stats(minute: number): string;
+  /** What every campaign window's key starts with (the scorer's `CampaignStore` takes it). */
+  readonly campaignPrefix: string;
   /** Hash: one client's campaign window. */
   campaign(clientKey: string, windowStart: number): string;
   /** Sorted set: repeat offenders (read by the scorer's reputation cache). */
@@ -68,6 +70,15 @@ export function offendersKey(reputationSetKey: string | undefined): string {
   return `${reputationSetKey ?? "waf:reputation"}:offenders`;
 }
 
+/**
+ * One client's campaign window under `prefix` ({@link AlertKeys.campaignPrefix}). The braces
+ * give each window a Redis Cluster slot of its own (one key per script call); a tag in the
+ * prefix, which comes first, would take precedence.
+ */
+export function campaignKey(prefix: string, clientKey: string, windowStart: number): string {
+  return `${prefix}:{${keyPart(clientKey, { colon: true })}:${windowStart}}`;
+}
+
 /** One offender entry's window set, next to the offenders' set `key`. */
 export function offenderWindowKey(offenders: string, entry: string): string {
   return `${offenders}:window:${entry}`;
@@ -81,6 +92,7 @@ export function offenderWindowKey(offenders: string, entry: string): string {
 export function alertKeys(alertListKey: string, reputationSetKey?: string): AlertKeys {
   const list = alertListKey;
   const offenders = offendersKey(reputationSetKey);
+  const campaignPrefix = `${list}:campaign`;
   return {
     list,
     // A tx_id is the last part, so it may hold colons (campaign ids do).
@@ -93,9 +105,8 @@ export function alertKeys(alertListKey: string, reputationSetKey?: string): Aler
     rate: (channel) => `${list}:rate:${channel}`,
     held: (channel) => `${list}:rate:${channel}:held`,
     stats: (minute) => `${list}:stats:${minute}`,
-    // The braces give each window a Redis Cluster slot of its own (one key per script call).
-    campaign: (clientKey, windowStart) =>
-      `${list}:campaign:{${keyPart(clientKey, { colon: true })}:${windowStart}}`,
+    campaignPrefix,
+    campaign: (clientKey, windowStart) => campaignKey(campaignPrefix, clientKey, windowStart),
     offenders,
     offenderWindow: (entry) => offenderWindowKey(offenders, entry),
   };
