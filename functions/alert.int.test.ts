@@ -13,6 +13,7 @@ import { AlertList, type AlertListOptions } from "../core/alert/alert-list.ts";
 import type { Notifier } from "../core/alert/ports.ts";
 import { RepeatOffenders } from "../core/reputation/offenders.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
+import { campaignAlert } from "../test/alerts.ts";
 import { captureLogs, fakeContext, type LogLine } from "../test/lambda.ts";
 import { createHandler } from "./alert.ts";
 
@@ -275,15 +276,7 @@ describe("alert function", () => {
       offenders,
       logger: new Logger({ serviceName: "waf-alerter", logLevel: "DEBUG" }),
     });
-    const campaign = {
-      ...alert("campaign:203.0.113.9:1700000100", { severity: 30, uri: "", method: "" }),
-      kind: "campaign",
-      window_start: 1_700_000_100,
-      window_seconds: 300,
-      events: 20,
-      blocked: 18,
-      top_rules: [{ rule_id: "942100", events: 15 }],
-    };
+    const campaign = campaignAlert();
     await handler({ alerts: [campaign, alert("e-1", { kind: "event" })] }, context());
     const [, listed] = await list.recent();
     expect(listed).toMatchObject({ ...campaign, listed_at: expect.any(Number) });

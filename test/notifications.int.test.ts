@@ -15,7 +15,6 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../core/alert/alert.ts";
 import { AlertList } from "../core/alert/alert-list.ts";
-import type { CampaignAlert } from "../core/alert/campaign.ts";
 import { webhookDeliveryId } from "../core/alert/channels/webhook.ts";
 import type { FetchFn } from "../core/alert/delivery.ts";
 import { alertKeys } from "../core/alert/keys.ts";
@@ -26,6 +25,7 @@ import type { AlertResult } from "../core/use-cases/handle-alerts.ts";
 import { createHandler } from "../functions/alert.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
+import { campaignAlert } from "./alerts.ts";
 import { envelope } from "./fixtures/records.ts";
 import { captureLogs, fakeContext, type LogLine } from "./lambda.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "./receivers.ts";
@@ -622,23 +622,32 @@ describe("row 9: the canonical client and the channel rate cap", () => {
   });
 });
 
+/**
+ * A fetch for an instance that stops at PagerDuty, as a process that dies there would: that
+ * request never answers, whatever its timeout says, so nothing after it runs. `called` resolves
+ * once the request was made.
+ */
+function stuckAtPagerDuty(s: Setup): { fetch: FetchFn; called: Promise<void> } {
+  let made: () => void = () => undefined;
+  const called = new Promise<void>((resolve) => {
+    made = resolve;
+  });
+  const stuck: FetchFn = (url, init) => {
+    if (url !== s.pagerduty.url) return fetch(url, init);
+    made();
+    return new Promise<Response>(() => undefined);
+  };
+  return { fetch: stuck, called };
+}
+
 describe("row 12: notifications at least once", () => {
   it("row 12: the retry of an invocation that crashed after listing notifies the channels that did not finish, and no other", async () => {
     const s = await setup({ env: { NOTIFY_TIMEOUT_MS: "500", NOTIFY_DEADLINE_MS: "2000" } });
-    // The first attempt dies while its PagerDuty request is in flight: that request never
-    // answers, whatever its timeout says (the process is gone), so nothing after it runs.
-    let pagerDutyCalled: () => void = () => undefined;
-    const called = new Promise<void>((resolve) => {
-      pagerDutyCalled = resolve;
-    });
-    const dying: FetchFn = (url, init) => {
-      if (url !== s.pagerduty.url) return fetch(url, init);
-      pagerDutyCalled();
-      return new Promise<Response>(() => undefined);
-    };
+    // The first attempt dies while its PagerDuty request is in flight.
+    const dying = stuckAtPagerDuty(s);
     const requestId = randomUUID();
-    void s.instance(dying)([alert("crash-1")], requestId);
-    await called;
+    void s.instance(dying.fetch)([alert("crash-1")], requestId);
+    await dying.called;
     const progress = alertKeys(s.listKey).progress("crash-1");
     await until("Slack and the webhook to finish", async () => {
       const p = await redis.hgetall(progress);
@@ -670,17 +679,9 @@ describe("row 12: notifications at least once", () => {
       env: { NOTIFY_TIMEOUT_MS: "300", NOTIFY_DEADLINE_MS: "3000" },
       leaseMarginMs: 0,
     });
-    let pagerDutyCalled: () => void = () => undefined;
-    const called = new Promise<void>((resolve) => {
-      pagerDutyCalled = resolve;
-    });
-    const hanging: FetchFn = (url, init) => {
-      if (url !== s.pagerduty.url) return fetch(url, init);
-      pagerDutyCalled();
-      return new Promise<Response>(() => undefined);
-    };
-    void s.instance(hanging)([alert("busy-1")]);
-    await called;
+    const busy = stuckAtPagerDuty(s);
+    void s.instance(busy.fetch)([alert("busy-1")]);
+    await busy.called;
     // Another invocation (another request ID) brings the same alert while the first is busy.
     await s.invoke([alert("busy-1")]);
     expect(s.pagerduty.requests).toHaveLength(0);
@@ -726,40 +727,14 @@ describe("row 12: notifications at least once", () => {
 });
 
 describe("campaign alerts", () => {
-  const campaign = (windowStart: number, extra: Partial<CampaignAlert> = {}): CampaignAlert => ({
-    kind: "campaign",
-    timestamp: windowStart + 60,
-    severity: 30,
-    severity_level: "critical",
-    client_ip: "203.0.113.9",
-    rule_id: "942100",
-    categories: ["sqli", "xss"],
-    uri: "",
-    method: "",
-    tx_id: `campaign:203.0.113.9:${windowStart}`,
-    anomaly_score: 5,
-    window_start: windowStart,
-    window_seconds: 300,
-    events: 20,
-    blocked: 18,
-    top_rules: [{ rule_id: "942100", events: 15 }],
-    ...extra,
-  });
-
   it("are listed with their figures, notified as campaigns, and throttled apart from event alerts", async () => {
     const s = await setup();
-    await s.invoke([alert("ev-1"), campaign(1_700_000_100)]);
+    await s.invoke([alert("ev-1"), campaignAlert(1_700_000_100)]);
     const entry = (await s.list.recent()).find(
       (a) => a.tx_id === "campaign:203.0.113.9:1700000100",
     );
-    expect(entry).toMatchObject({
-      kind: "campaign",
-      window_start: 1_700_000_100,
-      window_seconds: 300,
-      events: 20,
-      blocked: 18,
-      top_rules: [{ rule_id: "942100", events: 15 }],
-    });
+    // As the scorer sent it: kind and figures kept.
+    expect(entry).toMatchObject({ ...campaignAlert(1_700_000_100), listed_at: expect.any(Number) });
     // Same client as the event alert, notified anyway: its own throttle key.
     expect(s.slack.requests).toHaveLength(2);
     expect(bodies(s.slack).map((b) => b.text)).toContain(
@@ -774,14 +749,14 @@ describe("campaign alerts", () => {
     expect(bodies(s.pagerduty).map((b) => b.dedup_key)).toEqual(["waf-ev-1"]);
 
     // The next window's campaign from the same client, within ALERT_THROTTLE_S: throttled.
-    await s.invoke([campaign(1_700_000_400)]);
+    await s.invoke([campaignAlert(1_700_000_400)]);
     expect(s.slack.requests).toHaveLength(2);
     expect(await s.list.recent()).toHaveLength(3);
   });
 
   it("page once PagerDuty's minimum is at most the critical threshold", async () => {
     const s = await setup({ env: { PAGERDUTY_MIN_SEVERITY: "80" } });
-    await s.invoke([campaign(1_700_000_100)]);
+    await s.invoke([campaignAlert(1_700_000_100)]);
     expect(bodies(s.pagerduty)).toEqual([
       expect.objectContaining({
         dedup_key: "waf-campaign:203.0.113.9:1700000100",

@@ -3,13 +3,13 @@
  * held, one alert's JSON stays small, well-formed, and packs into a Lambda `Event` payload.
  */
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../test/alerts.ts";
 import { envelope } from "../../test/fixtures/records.ts";
 import { normalise } from "../event/normalise.ts";
 import { Reputation } from "../scoring/reputation.ts";
 import { DEFAULT_SCORING, scoreEvent } from "../scoring/score.ts";
 import { ALERT_LIMITS, type Alert, boundAlert, MAX_ALERT_BYTES, toAlert } from "./alert.ts";
 import { MAX_ASYNC_PAYLOAD_BYTES, packAlerts } from "./alert-queue.ts";
-import type { CampaignAlert } from "./campaign.ts";
 import { isWellFormed } from "./text.ts";
 
 const privacy = { ipMasking: "off" as const, ipHashKey: undefined };
@@ -65,25 +65,11 @@ describe("alert bounds", () => {
   });
 
   it("keeps a hostile campaign alert's figures, bounded", () => {
-    const c: CampaignAlert = {
-      kind: "campaign",
-      timestamp: 1,
-      severity: 30,
-      severity_level: "critical",
-      client_ip: "203.0.113.9",
-      rule_id: "942100",
-      categories: ["sqli"],
-      uri: "",
-      method: "",
-      tx_id: "campaign:203.0.113.9:1700000100",
-      anomaly_score: 5,
-      window_start: 1_700_000_100,
-      window_seconds: 300,
-      events: 20,
-      blocked: 18,
-      top_rules: Array.from({ length: 100 }, () => ({ rule_id: worst(1000), events: 3 })),
-    };
-    const b = boundAlert(c);
+    const b = boundAlert(
+      campaignAlert(1_700_000_100, {
+        top_rules: Array.from({ length: 100 }, () => ({ rule_id: worst(1000), events: 3 })),
+      }),
+    );
     expect(b).toMatchObject({
       kind: "campaign",
       window_start: 1_700_000_100,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../test/alerts.ts";
 import type { Alert } from "./alert.ts";
-import type { CampaignAlert } from "./campaign.ts";
 import {
   effectiveSeverity,
   headline,
@@ -124,16 +124,7 @@ describe("row 9: throttle keys on the canonical client", () => {
 });
 
 describe("campaign alerts", () => {
-  const campaign = (severity: number) =>
-    ({
-      ...alert({ severity, tx_id: "campaign:203.0.113.9:0", rule_id: "942100" }),
-      kind: "campaign",
-      window_start: 0,
-      window_seconds: 300,
-      events: 20,
-      blocked: 20,
-      top_rules: [{ rule_id: "942100", events: 20 }],
-    }) satisfies CampaignAlert;
+  const campaign = (severity: number) => campaignAlert(0, { severity });
 
   it("are throttled under their own key (client, campaign), never an event's", () => {
     expect(throttleKeyOf(campaign(30))).toEqual({ clientIp: "203.0.113.9", category: "campaign" });

@@ -4,10 +4,10 @@
  * without secrets, per-channel metric names, and never a thrown error.
  */
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../test/alerts.ts";
 import { fakeClock } from "../../test/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Alert } from "./alert.ts";
-import type { CampaignAlert } from "./campaign.ts";
 import type { Channel } from "./channels/channel.ts";
 import { WebhookChannel } from "./channels/webhook.ts";
 import type { AttemptResult } from "./delivery.ts";
@@ -268,16 +268,7 @@ describe("ChannelNotifier", () => {
   });
 
   it("compares a campaign's severity, at least the critical threshold, with the channel's minimum", async () => {
-    const campaign = (tx: string): Alert =>
-      ({
-        ...alert(tx, { severity: 30 }),
-        kind: "campaign",
-        window_start: 0,
-        window_seconds: 300,
-        events: 20,
-        blocked: 20,
-        top_rules: [],
-      }) as CampaignAlert;
+    const campaign = (tx: string) => campaignAlert(0, { tx_id: tx, severity: 30 });
     const r = recorder();
     const strict = fakeChannel(); // minimum 90
     await new ChannelNotifier({ channel: strict, logger: r.logger, clock: fakeClock() }).notify([

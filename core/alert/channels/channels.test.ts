@@ -5,8 +5,8 @@
 import { createHash, createHmac } from "node:crypto";
 import { SendEmailCommand } from "@aws-sdk/client-sesv2";
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../../test/alerts.ts";
 import type { Alert } from "../alert.ts";
-import type { CampaignAlert } from "../campaign.ts";
 import {
   alertNotification,
   type Notification,
@@ -409,6 +409,17 @@ describe("every channel", () => {
 });
 
 describe("issue 12: request text in every channel", () => {
+  /** An alert with `text` in every field a request writes. */
+  const everywhere = (text: string) =>
+    alert({
+      uri: text,
+      method: text,
+      rule_id: text,
+      tx_id: text,
+      client_ip: text,
+      categories: [text],
+    });
+
   const fields = (msg: ReturnType<typeof slackMessage>) =>
     msg.blocks.flatMap((b) => (b.fields as Array<{ text: string }> | undefined) ?? []);
 
@@ -424,16 +435,7 @@ describe("issue 12: request text in every channel", () => {
   it("row 5: keeps every Block Kit text within its limit, whatever the alert holds", () => {
     const hostile = "<&>`*_~\n\u2028".repeat(5000);
     const msg = slackMessage(
-      alertNotification(
-        alert({
-          uri: hostile,
-          method: hostile,
-          rule_id: hostile,
-          tx_id: hostile,
-          categories: [hostile],
-        }),
-        { ...prev, clientIp: hostile, category: hostile },
-      ),
+      alertNotification(everywhere(hostile), { ...prev, clientIp: hostile, category: hostile }),
     );
     expect(msg.text.length).toBeLessThanOrEqual(SLACK_LIMITS.text);
     const header = msg.blocks[0]?.text as { text: string };
@@ -481,19 +483,7 @@ describe("issue 12: request text in every channel", () => {
 
   it("keeps PagerDuty's fields within the Events API's limits", () => {
     const hostile = "x\r\n".repeat(3000);
-    const ev = pagerDutyEvent(
-      alertNotification(
-        alert({
-          uri: hostile,
-          tx_id: hostile,
-          client_ip: hostile,
-          categories: [hostile],
-          rule_id: hostile,
-        }),
-      ),
-      "RK",
-      "waf-event-processor",
-    );
+    const ev = pagerDutyEvent(alertNotification(everywhere(hostile)), "RK", "waf-event-processor");
     expect(ev.dedup_key.length).toBeLessThanOrEqual(PAGERDUTY_LIMITS.dedupKey);
     expect(ev.payload.summary.length).toBeLessThanOrEqual(PAGERDUTY_LIMITS.summary);
     for (const v of [ev.payload.component, ev.payload.group, ev.payload.class, ev.payload.source]) {
@@ -514,27 +504,15 @@ describe("issue 12: request text in every channel", () => {
 });
 
 describe("campaign alerts in every channel", () => {
-  const campaign: CampaignAlert = {
-    kind: "campaign",
-    timestamp: 1_700_000_200,
-    severity: 30,
-    severity_level: "critical",
-    client_ip: "203.0.113.9",
-    rule_id: "942100",
+  const campaign = campaignAlert(1_700_000_100, {
     categories: ["sqli", "xss", "rce"],
-    uri: "",
-    method: "",
-    tx_id: "campaign:203.0.113.9:1700000100",
-    anomaly_score: 5,
-    window_start: 1_700_000_100,
-    window_seconds: 300,
     events: 25,
     blocked: 20,
     top_rules: [
       { rule_id: "942100", events: 12 },
       { rule_id: "941100", events: 5 },
     ],
-  };
+  });
 
   it("Slack says it is a campaign: events, blocked, categories, top rules, window", () => {
     const msg = slackMessage(alertNotification(campaign));

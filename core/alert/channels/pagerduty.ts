@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Alert } from "../alert.ts";
-import { isCampaignAlert } from "../campaign.ts";
+import { type CampaignAlert, isCampaignAlert } from "../campaign.ts";
 import { type AttemptResult, type FetchFn, httpPost } from "../delivery.ts";
 import {
   CAMPAIGN_CATEGORY,
@@ -96,8 +96,64 @@ export function pagerDutyEvent(n: Notification, routingKey: string, source: stri
     };
   }
   const a = n.alert;
-  if (isCampaignAlert(a)) {
-    const details: Record<string, unknown> = {
+  const facts = isCampaignAlert(a) ? campaignFacts(a) : eventFacts(a);
+  if (n.previous) facts.details.previous_window = summaryDetails(n.previous);
+  return {
+    routing_key: routingKey,
+    event_action: "trigger" as const,
+    dedup_key: pagerDutyDedupKey(a.tx_id),
+    payload: {
+      summary: truncate(oneLine(`${headline(n)}: ${facts.about}`), PAGERDUTY_LIMITS.summary),
+      source: short(source),
+      severity: facts.severity,
+      timestamp: isoTime(a.timestamp),
+      component: facts.component,
+      group: short(a.client_ip),
+      class: facts.class,
+      custom_details: facts.details,
+    },
+  };
+}
+
+/** What differs between an event's page and a campaign's. */
+interface Facts {
+  /** Follows the headline in the summary. */
+  about: string;
+  severity: PagerDutySeverity;
+  component: string;
+  class: string;
+  details: Record<string, unknown>;
+}
+
+function eventFacts(a: Alert): Facts {
+  return {
+    about: `rule ${a.rule_id}, ${a.method} ${a.uri}`,
+    severity: pagerDutySeverity(a.severity_level),
+    component: short(a.uri.split("?")[0] ?? "") || "/",
+    class: short(primaryCategory(a)),
+    details: {
+      severity: a.severity,
+      severity_level: a.severity_level,
+      anomaly_score: a.anomaly_score,
+      client_ip: a.client_ip,
+      rule_id: a.rule_id,
+      categories: a.categories,
+      method: a.method,
+      uri: a.uri,
+      tx_id: a.tx_id,
+    },
+  };
+}
+
+function campaignFacts(a: CampaignAlert): Facts {
+  const rules = a.top_rules.map((r) => `${r.rule_id} ×${r.events}`).join(", ");
+  return {
+    about: `${a.categories.join(", ") || "none"}; top rules ${rules}`,
+    // A campaign is critical by definition.
+    severity: "critical",
+    component: "waf",
+    class: CAMPAIGN_CATEGORY,
+    details: {
       kind: a.kind,
       events: a.events,
       blocked: a.blocked,
@@ -109,56 +165,6 @@ export function pagerDutyEvent(n: Notification, routingKey: string, source: stri
       anomaly_score: a.anomaly_score,
       client_ip: a.client_ip,
       tx_id: a.tx_id,
-    };
-    if (n.previous) details.previous_window = summaryDetails(n.previous);
-    const rules = a.top_rules.map((r) => `${r.rule_id} ×${r.events}`).join(", ");
-    return {
-      routing_key: routingKey,
-      event_action: "trigger" as const,
-      dedup_key: pagerDutyDedupKey(a.tx_id),
-      payload: {
-        summary: truncate(
-          oneLine(`${headline(n)}: ${a.categories.join(", ") || "none"}; top rules ${rules}`),
-          PAGERDUTY_LIMITS.summary,
-        ),
-        source: short(source),
-        severity: "critical" as PagerDutySeverity,
-        timestamp: isoTime(a.timestamp),
-        component: "waf",
-        group: short(a.client_ip),
-        class: CAMPAIGN_CATEGORY,
-        custom_details: details,
-      },
-    };
-  }
-  const details: Record<string, unknown> = {
-    severity: a.severity,
-    severity_level: a.severity_level,
-    anomaly_score: a.anomaly_score,
-    client_ip: a.client_ip,
-    rule_id: a.rule_id,
-    categories: a.categories,
-    method: a.method,
-    uri: a.uri,
-    tx_id: a.tx_id,
-  };
-  if (n.previous) details.previous_window = summaryDetails(n.previous);
-  return {
-    routing_key: routingKey,
-    event_action: "trigger" as const,
-    dedup_key: pagerDutyDedupKey(a.tx_id),
-    payload: {
-      summary: truncate(
-        oneLine(`${headline(n)}: rule ${a.rule_id}, ${a.method} ${a.uri}`),
-        PAGERDUTY_LIMITS.summary,
-      ),
-      source: short(source),
-      severity: pagerDutySeverity(a.severity_level),
-      timestamp: isoTime(a.timestamp),
-      component: short(a.uri.split("?")[0] ?? "") || "/",
-      group: short(a.client_ip),
-      class: short(primaryCategory(a)),
-      custom_details: details,
     },
   };
 }
