@@ -165,6 +165,7 @@ describe("notification and reputation settings", () => {
       EMAIL_MIN_SEVERITY: 90,
       PAGERDUTY_MIN_SEVERITY: 90,
       ALERT_THROTTLE_S: 300,
+      ALERT_CHANNEL_RATE_PER_MIN: 60,
       ALERT_EMAIL_TO: [],
       NOTIFY_TIMEOUT_MS: 3000,
       NOTIFY_DEADLINE_MS: 10000,
@@ -187,6 +188,7 @@ describe("notification and reputation settings", () => {
         REPUTATION_REFRESH_S: "5",
         REPEAT_OFFENDER_TTL_S: "60",
         ALERT_THROTTLE_S: "0",
+        ALERT_CHANNEL_RATE_PER_MIN: "0",
       }),
     ).toMatchObject({
       SLACK_MIN_SEVERITY: 100,
@@ -199,6 +201,7 @@ describe("notification and reputation settings", () => {
       REPUTATION_REFRESH_S: 5,
       REPEAT_OFFENDER_TTL_S: 60,
       ALERT_THROTTLE_S: 0,
+      ALERT_CHANNEL_RATE_PER_MIN: 0,
     });
   });
 
@@ -211,6 +214,7 @@ describe("notification and reputation settings", () => {
     ["NOTIFY_TIMEOUT_MS", "10"],
     ["REPUTATION_REFRESH_S", "0"],
     ["REPEAT_OFFENDER_TTL_S", "0"],
+    ["ALERT_CHANNEL_RATE_PER_MIN", "-1"],
     ["PAGERDUTY_EVENTS_URL", "events.pagerduty.com/v2/enqueue"],
     ["ALERT_WEBHOOK_URL", "ftp://hooks.example/"],
   ])("stops on a bad %s (%j) naming the variable", (name, value) => {

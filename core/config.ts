@@ -251,6 +251,11 @@ export const configSchema = z
     ALERT_LIST_MAX: int(10_000, 1),
     ALERT_LIST_TTL_S: int(604_800, 1),
     ALERT_THROTTLE_S: int(300, 0),
+    /**
+     * Notifications one channel sends a minute at most, whatever the clients; what it holds back
+     * is counted into one summary. 0 turns the cap off.
+     */
+    ALERT_CHANNEL_RATE_PER_MIN: int(60, 0, 100_000),
     PAGERDUTY_MIN_SEVERITY: int(90, 0),
     SLACK_MIN_SEVERITY: int(80, 0),
     WEBHOOK_MIN_SEVERITY: int(80, 0),

@@ -8,10 +8,12 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Alert } from "../core/alert/alert.ts";
+import { ALERT_LIMITS, type Alert, MAX_ALERT_BYTES } from "../core/alert/alert.ts";
 import { AlertList, type AlertListOptions } from "../core/alert/alert-list.ts";
 import type { Notifier } from "../core/alert/ports.ts";
+import { RepeatOffenders } from "../core/reputation/offenders.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
+import { campaignAlert } from "../test/alerts.ts";
 import { captureLogs, fakeContext, type LogLine } from "../test/lambda.ts";
 import { createHandler } from "./alert.ts";
 
@@ -228,5 +230,66 @@ describe("alert function", () => {
     );
     await expect(handler(undefined, context())).rejects.toThrow(/invalid alert request/);
     expect(await redis.exists(listKey)).toBe(0);
+  });
+
+  it("row 3: bounds a 200 KB method (and every other request field) instead of listing it or refusing it", async () => {
+    const { listKey, list, invoke } = setup();
+    const huge = "G".repeat(200 * 1024);
+    const res = await invoke([
+      alert("big", { method: huge, uri: `/${huge}`, rule_id: huge, categories: [huge, huge] }),
+    ]);
+    expect(res).toEqual({ received: 1, listed: 1, duplicates: 0 });
+    const [raw] = await redis.lrange(listKey, 0, 0);
+    expect(Buffer.byteLength(raw ?? "")).toBeLessThan(MAX_ALERT_BYTES);
+    const [entry] = await list.recent();
+    expect(Buffer.byteLength(entry?.method ?? "")).toBeLessThanOrEqual(ALERT_LIMITS.method);
+    expect(entry?.method).toMatch(/^G+…$/);
+    expect(entry?.severity).toBe(95);
+  });
+
+  it("lists and notifies the valid alerts of a request that holds a malformed one, then fails it", async () => {
+    const slack = recorder("slack");
+    const { list, handler } = setup({}, [slack]);
+    await expect(
+      handler({ alerts: [alert("good-1"), { tx_id: "bad" }, alert("good-2")] }, context()),
+    ).rejects.toThrow(
+      "invalid alert request: 1 of 3 alerts malformed (alerts.1.timestamp: invalid_type)",
+    );
+    expect(txIds(await list.recent())).toEqual(["good-2", "good-1"]);
+    expect(slack.heard.flat().map((a) => a.tx_id)).toEqual(["good-1", "good-2"]);
+  });
+
+  it("accepts campaign alerts with their figures, and never counts them as repeat offences", async () => {
+    const key = `test:offenders:${randomUUID()}`;
+    const offenders = new RepeatOffenders(redis, {
+      key,
+      threshold: 2,
+      windowSeconds: 300,
+      ttlSeconds: 600,
+      masking: "off",
+    });
+    const listKey = `test:alerts:${randomUUID()}`;
+    const list = new AlertList(redis, { listKey, maxLength: 100, retentionSeconds: 3600 });
+    const handler = createHandler({
+      list,
+      notifiers: [],
+      offenders,
+      logger: new Logger({ serviceName: "waf-alerter", logLevel: "DEBUG" }),
+    });
+    const campaign = campaignAlert();
+    await handler({ alerts: [campaign, alert("e-1", { kind: "event" })] }, context());
+    const [, listed] = await list.recent();
+    expect(listed).toMatchObject({ ...campaign, listed_at: expect.any(Number) });
+    // One event and one campaign from one client: one offence, under the threshold of two.
+    expect(await redis.zcard(key)).toBe(0);
+    await handler({ alerts: [alert("e-2")] }, context());
+    expect(await redis.zrange(key, "0", "-1")).toEqual(["203.0.113.9"]);
+  });
+
+  it("refuses an alert of an unknown kind", async () => {
+    const { handler } = setup();
+    await expect(
+      handler({ alerts: [{ ...alert("k"), kind: "other" }] }, context()),
+    ).rejects.toThrow(/invalid alert request: 1 of 1 alerts malformed/);
   });
 });

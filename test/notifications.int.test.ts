@@ -11,11 +11,13 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { Context } from "aws-lambda";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../core/alert/alert.ts";
 import { AlertList } from "../core/alert/alert-list.ts";
+import { webhookDeliveryId } from "../core/alert/channels/webhook.ts";
+import type { FetchFn } from "../core/alert/delivery.ts";
+import { alertKeys } from "../core/alert/keys.ts";
 import type { ChannelNotifierOptions } from "../core/alert/notifier.ts";
 import { notifiersFromConfig } from "../core/alert/notifiers.ts";
 import { type Config, loadConfig } from "../core/config.ts";
@@ -23,6 +25,7 @@ import type { AlertResult } from "../core/use-cases/handle-alerts.ts";
 import { createHandler } from "../functions/alert.ts";
 import { type RunningService, startRedis } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
+import { campaignAlert } from "./alerts.ts";
 import { envelope } from "./fixtures/records.ts";
 import { captureLogs, fakeContext, type LogLine } from "./lambda.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "./receivers.ts";
@@ -59,10 +62,6 @@ afterEach(async () => {
   await Promise.all(receivers.splice(0).map((r) => r.close()));
 });
 
-function context(): Context {
-  return fakeContext("waf-alerter");
-}
-
 async function receiver(opts: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
   const r = await startReceiver(opts);
   receivers.push(r);
@@ -77,9 +76,12 @@ interface Setup {
   listKey: string;
   list: AlertList;
   counts: Record<string, number>;
-  /** A fresh alert function instance (its own Redis connection, notifiers and breakers). */
-  instance(): (alerts: Alert[]) => Promise<AlertResult>;
-  invoke(alerts: Alert[]): Promise<AlertResult>;
+  /**
+   * A fresh alert function instance (its own Redis connection, notifiers and breakers), with
+   * its own fetch if given. Its invocations take a request ID (random when not given).
+   */
+  instance(fetch?: FetchFn): (alerts: Alert[], requestId?: string) => Promise<AlertResult>;
+  invoke(alerts: Alert[], requestId?: string): Promise<AlertResult>;
 }
 
 /** Three receivers and an alert function wired exactly as `liveDeps` wires it. */
@@ -90,6 +92,9 @@ async function setup(
     pagerduty?: Parameters<typeof startReceiver>[0];
     webhook?: Parameters<typeof startReceiver>[0];
     delivery?: Pick<ChannelNotifierOptions, "policy" | "breaker">;
+    /** Shorter claims and rate-cap windows than production's, so tests need not wait. */
+    leaseMarginMs?: number;
+    rateWindowMs?: number;
   } = {},
 ): Promise<Setup> {
   const [slack, pagerduty, webhook] = await Promise.all([
@@ -122,7 +127,7 @@ async function setup(
     retentionSeconds: config.ALERT_LIST_TTL_S,
   };
   const list = new AlertList(redis, listOpts);
-  const build = (client: Redis) => {
+  const build = (client: Redis, fetch?: FetchFn) => {
     const handler = createHandler({
       list: new AlertList(client, listOpts),
       notifiers: notifiersFromConfig(config, {
@@ -130,10 +135,14 @@ async function setup(
         logger,
         metrics: { count: (name, n) => (counts[name] = (counts[name] ?? 0) + n) },
         delivery: opts.delivery ?? { policy: { baseDelayMs: 20, maxDelayMs: 100 } },
+        fetch,
+        leaseMarginMs: opts.leaseMarginMs,
+        rateWindowMs: opts.rateWindowMs,
       }),
       logger,
     });
-    return (alerts: Alert[]) => handler({ alerts }, context());
+    return (alerts: Alert[], requestId?: string) =>
+      handler({ alerts }, fakeContext("waf-alerter", requestId));
   };
   const invoke = build(redis);
   return {
@@ -145,10 +154,10 @@ async function setup(
     list,
     counts,
     invoke,
-    instance: () => {
+    instance: (fetch?: FetchFn) => {
       const client = new Redis(service.url);
       extraClients.push(client);
-      return build(client);
+      return build(client, fetch);
     },
   };
 }
@@ -274,7 +283,7 @@ describe("notification channels", () => {
       "content-type": "application/json",
       "user-agent": "waf-event-processor",
       "x-waf-event": "alert",
-      "x-waf-delivery": "tx-1",
+      "x-waf-delivery": webhookDeliveryId("tx-1"),
     });
     // What a receiver does: recompute the HMAC over "<timestamp>.<raw body>", check freshness.
     const ts = Number(hook.headers["x-waf-timestamp"]);
@@ -362,8 +371,8 @@ describe("notification channels", () => {
     // The webhook's retry carries the same X-WAF-Delivery id, for the receiver to deduplicate.
     expect(s.webhook.requests).toHaveLength(2);
     expect(s.webhook.requests.map((r) => r.headers["x-waf-delivery"])).toEqual([
-      "tx-amb",
-      "tx-amb",
+      webhookDeliveryId("tx-amb"),
+      webhookDeliveryId("tx-amb"),
     ]);
     expect(s.webhook.requests[0]?.body).toBe(s.webhook.requests[1]?.body);
   });
@@ -557,6 +566,203 @@ describe("throttling", () => {
     const s = await setup({ env: { ALERT_THROTTLE_S: "0" } });
     await s.invoke([alert("z1"), alert("z2"), alert("z3")]);
     expect(s.slack.requests).toHaveLength(3);
+  });
+});
+
+describe("row 9: the canonical client and the channel rate cap", () => {
+  it("row 9: 50 addresses of one IPv6 /64 notify once, like one IPv4 address; ::ffff:a.b.c.d and a.b.c.d are one client", async () => {
+    const s = await setup();
+    const v6 = Array.from({ length: 50 }, (_, i) =>
+      alert(`v6-${i}`, { client_ip: `2001:db8:aa:bb::${(i + 1).toString(16)}` }),
+    );
+    const mapped = [
+      alert("m-1", { client_ip: "::ffff:198.51.100.77" }),
+      alert("m-2", { client_ip: "198.51.100.77" }),
+    ];
+    await s.invoke([...v6, ...mapped]);
+    for (const r of [s.slack, s.pagerduty, s.webhook]) expect(r.requests).toHaveLength(2);
+    expect(s.counts).toMatchObject({ NotificationsThrottled_slack: 50 });
+    // Canonical addresses name keys only: every alert keeps its address as the record wrote it.
+    const listed = await s.list.recent(100);
+    expect(new Set(listed.map((a) => a.client_ip)).size).toBe(52);
+    expect(
+      bodies(s.webhook)
+        .map((b) => (b.alert as Alert).client_ip)
+        .sort(),
+    ).toEqual(["2001:db8:aa:bb::1", "::ffff:198.51.100.77"]);
+  });
+
+  it("row 9: ALERT_CHANNEL_RATE_PER_MIN caps each channel, and what it holds back is summarised once", async () => {
+    // The cap's window is a minute in production; two seconds here, so the summary comes soon.
+    const s = await setup({ env: { ALERT_CHANNEL_RATE_PER_MIN: "5" }, rateWindowMs: 2000 });
+    await s.invoke(
+      Array.from({ length: 20 }, (_, i) => alert(`r-${i}`, { client_ip: `192.0.2.${i + 1}` })),
+    );
+    for (const r of [s.slack, s.pagerduty, s.webhook]) expect(r.requests).toHaveLength(5);
+    expect(s.counts).toMatchObject({
+      NotificationsSent_slack: 5,
+      NotificationsThrottled_slack: 15,
+      NotificationsThrottled_pagerduty: 15,
+    });
+    await until("the held-back summary", async () => {
+      await s.invoke([]);
+      return s.slack.requests.length === 6 && s.webhook.requests.length === 6;
+    });
+    await s.invoke([]);
+    expect(s.slack.requests).toHaveLength(6);
+    expect(bodies(s.slack)[5]?.text).toBe(
+      "WAF alerts throttled: and 15 more held back by the channel's rate cap in 2 s",
+    );
+    expect(bodies(s.webhook)[5]).toMatchObject({
+      type: "summary",
+      summary: { suppressed: 15, client_ip: "*", category: "*", first_tx_id: "r-5" },
+    });
+    // A new page under the first held-back alert's dedup_key: what was held back was never paged.
+    expect(bodies(s.pagerduty)[5]).toMatchObject({ dedup_key: "waf-r-5" });
+  });
+});
+
+/**
+ * A fetch for an instance that stops at PagerDuty, as a process that dies there would: that
+ * request never answers, whatever its timeout says, so nothing after it runs. `called` resolves
+ * once the request was made.
+ */
+function stuckAtPagerDuty(s: Setup): { fetch: FetchFn; called: Promise<void> } {
+  let made: () => void = () => undefined;
+  const called = new Promise<void>((resolve) => {
+    made = resolve;
+  });
+  const stuck: FetchFn = (url, init) => {
+    if (url !== s.pagerduty.url) return fetch(url, init);
+    made();
+    return new Promise<Response>(() => undefined);
+  };
+  return { fetch: stuck, called };
+}
+
+describe("row 12: notifications at least once", () => {
+  it("row 12: the retry of an invocation that crashed after listing notifies the channels that did not finish, and no other", async () => {
+    const s = await setup({ env: { NOTIFY_TIMEOUT_MS: "500", NOTIFY_DEADLINE_MS: "2000" } });
+    // The first attempt dies while its PagerDuty request is in flight.
+    const dying = stuckAtPagerDuty(s);
+    const requestId = randomUUID();
+    void s.instance(dying.fetch)([alert("crash-1")], requestId);
+    await dying.called;
+    const progress = alertKeys(s.listKey).progress("crash-1");
+    await until("Slack and the webhook to finish", async () => {
+      const p = await redis.hgetall(progress);
+      return p.slack === "done" && p.webhook === "done";
+    });
+    expect(await s.list.recent()).toHaveLength(1);
+
+    // Lambda (or the local runtime's durable queue) runs it again: same payload, same request ID.
+    expect(await s.invoke([alert("crash-1")], requestId)).toEqual({
+      received: 1,
+      listed: 0,
+      duplicates: 1,
+    });
+    expect(s.pagerduty.requests).toHaveLength(1);
+    expect(bodies(s.pagerduty)[0]?.dedup_key).toBe("waf-crash-1");
+    expect(s.slack.requests).toHaveLength(1);
+    expect(s.webhook.requests).toHaveLength(1);
+    expect(await redis.hget(progress, "pagerduty")).toBe("done");
+
+    // Every channel finished: neither a later redelivery nor another retry notifies anyone.
+    await s.invoke([alert("crash-1")]);
+    await s.invoke([alert("crash-1")], requestId);
+    for (const r of [s.slack, s.pagerduty, s.webhook]) expect(r.requests).toHaveLength(1);
+    expect(await s.list.recent()).toHaveLength(1);
+  });
+
+  it("row 12: a redelivery leaves alone what a live invocation is notifying, and takes over once its claim expired", async () => {
+    const s = await setup({
+      env: { NOTIFY_TIMEOUT_MS: "300", NOTIFY_DEADLINE_MS: "3000" },
+      leaseMarginMs: 0,
+    });
+    const busy = stuckAtPagerDuty(s);
+    void s.instance(busy.fetch)([alert("busy-1")]);
+    await busy.called;
+    // Another invocation (another request ID) brings the same alert while the first is busy.
+    await s.invoke([alert("busy-1")]);
+    expect(s.pagerduty.requests).toHaveLength(0);
+    // The first one never finishes; once its claim (NOTIFY_DEADLINE_MS) expired, a redelivery
+    // completes the notification.
+    await until("a redelivery to take over", async () => {
+      await s.invoke([alert("busy-1")]);
+      return s.pagerduty.requests.length > 0;
+    });
+    expect(s.pagerduty.requests).toHaveLength(1);
+    expect(s.slack.requests).toHaveLength(1);
+    expect(s.webhook.requests).toHaveLength(1);
+  });
+
+  it("row 12: a throttled alert counts as finished: a redelivered storm is neither notified nor counted twice", async () => {
+    const s = await setup({ env: { ALERT_THROTTLE_S: "1" } });
+    const storm = Array.from({ length: 4 }, (_, i) => alert(`t-${i}`, { client_ip: "192.0.2.99" }));
+    await s.invoke(storm);
+    await s.invoke(storm);
+    expect(s.slack.requests).toHaveLength(1);
+    await until("the summary", async () => {
+      await s.invoke([]);
+      return s.slack.requests.length === 2;
+    });
+    expect(bodies(s.slack)[1]?.text).toBe(
+      "WAF alerts throttled: and 3 more from 192.0.2.99 in 1 s (sqli)",
+    );
+  });
+
+  it("row 12: a channel whose receiver stayed down is notified when the alert comes again", async () => {
+    const s = await setup({
+      webhook: { path: WEBHOOK_PATH, behaviour: { status: 503, body: "down" } },
+      delivery: { policy: { baseDelayMs: 5, maxDelayMs: 10, maxAttempts: 2 } },
+    });
+    await s.invoke([alert("down-1")]);
+    expect(s.webhook.requests).toHaveLength(2);
+    s.webhook.answer({ status: 200 });
+    await s.invoke([alert("down-1")]);
+    expect(s.webhook.requests).toHaveLength(3);
+    expect(s.slack.requests).toHaveLength(1);
+    expect(s.pagerduty.requests).toHaveLength(1);
+  });
+});
+
+describe("campaign alerts", () => {
+  it("are listed with their figures, notified as campaigns, and throttled apart from event alerts", async () => {
+    const s = await setup();
+    await s.invoke([alert("ev-1"), campaignAlert(1_700_000_100)]);
+    const entry = (await s.list.recent()).find(
+      (a) => a.tx_id === "campaign:203.0.113.9:1700000100",
+    );
+    // As the scorer sent it: kind and figures kept.
+    expect(entry).toMatchObject({ ...campaignAlert(1_700_000_100), listed_at: expect.any(Number) });
+    // Same client as the event alert, notified anyway: its own throttle key.
+    expect(s.slack.requests).toHaveLength(2);
+    expect(bodies(s.slack).map((b) => b.text)).toContain(
+      "Critical WAF campaign: 20 events (18 blocked) from 203.0.113.9 in 5 min",
+    );
+    expect(
+      bodies(s.webhook)
+        .map((b) => (b.alert as Alert).kind ?? "event")
+        .sort(),
+    ).toEqual(["campaign", "event"]);
+    // PagerDuty pages from 90; a campaign counts as max(30, critical 80) = 80.
+    expect(bodies(s.pagerduty).map((b) => b.dedup_key)).toEqual(["waf-ev-1"]);
+
+    // The next window's campaign from the same client, within ALERT_THROTTLE_S: throttled.
+    await s.invoke([campaignAlert(1_700_000_400)]);
+    expect(s.slack.requests).toHaveLength(2);
+    expect(await s.list.recent()).toHaveLength(3);
+  });
+
+  it("page once PagerDuty's minimum is at most the critical threshold", async () => {
+    const s = await setup({ env: { PAGERDUTY_MIN_SEVERITY: "80" } });
+    await s.invoke([campaignAlert(1_700_000_100)]);
+    expect(bodies(s.pagerduty)).toEqual([
+      expect.objectContaining({
+        dedup_key: "waf-campaign:203.0.113.9:1700000100",
+        payload: expect.objectContaining({ class: "campaign", severity: "critical" }),
+      }),
+    ]);
   });
 });
 

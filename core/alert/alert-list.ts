@@ -3,18 +3,25 @@
  * retention, exactly one entry per `tx_id` however often the alert arrives.
  *
  * One Lua script does dedup + push + trim atomically, so no crash can leave an alert marked
- * as seen but not listed (or listed twice).
+ * as seen but not listed (or listed twice). The same script opens the alert's notification
+ * progress (throttle.ts): channels record there which of them finished, so a retry after a
+ * crash notifies exactly the channels that did not (issue 12 row 12). Keys: core/alert/keys.ts.
  */
 import type { RedisClient } from "../lib/redis.ts";
 import type { Alert } from "./alert.ts";
+import { type AlertKeys, alertKeys } from "./keys.ts";
+import type { PushResult } from "./ports.ts";
 
-// KEYS[1] list, KEYS[2] dedup key; ARGV[1] alert JSON (without listed_at), ARGV[2] max length,
-// ARGV[3] retention seconds. Returns 1 when listed, 0 when the tx_id was already listed.
+// KEYS[1] list, KEYS[2] dedup key, KEYS[3] progress hash; ARGV[1] alert JSON (without
+// listed_at), ARGV[2] max length, ARGV[3] retention seconds. Returns 1 when listed, 0 when the
+// tx_id was already listed.
 const PUSH_SCRIPT = `
 local now = tonumber(redis.call('TIME')[1])
 if not redis.call('SET', KEYS[2], now, 'NX', 'EX', ARGV[3]) then
   return 0
 end
+redis.call('HSET', KEYS[3], '_', now)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 local entry = string.sub(ARGV[1], 1, -2) .. ',"listed_at":' .. now .. '}'
 redis.call('LPUSH', KEYS[1], entry)
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
@@ -41,30 +48,35 @@ export interface AlertListOptions {
 export type ListedAlert = Alert & { listed_at: number };
 
 export class AlertList {
+  private readonly keys: AlertKeys;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly opts: AlertListOptions,
   ) {
-    redis.defineCommand("wafPushAlert", { numberOfKeys: 2, lua: PUSH_SCRIPT });
+    this.keys = alertKeys(opts.listKey);
+    redis.defineCommand("wafPushAlert", { numberOfKeys: 3, lua: PUSH_SCRIPT });
   }
 
   /** The dedup key of a transaction: kept as long as the list's retention. */
   dedupKey(txId: string): string {
-    return `${this.opts.listKey}:seen:${txId}`;
+    return this.keys.seen(txId);
   }
 
   /**
    * Lists each alert unless its tx_id was listed before. Resolves with the alerts that were
-   * newly listed (the ones notification channels should hear about). Rejects on Redis errors:
-   * the caller retries the whole call, which is safe.
+   * newly listed and, once per tx_id, those listed before (a redelivery, or the retry of an
+   * invocation that crashed: channels that did not finish them still must). Rejects on Redis
+   * errors: the caller retries the whole call, which is safe.
    */
-  async push(alerts: readonly Alert[]): Promise<Alert[]> {
-    if (alerts.length === 0) return [];
+  async push(alerts: readonly Alert[]): Promise<PushResult> {
+    if (alerts.length === 0) return { listed: [], redelivered: [] };
     const pipeline = this.redis.pipeline();
     for (const a of alerts) {
       (pipeline as unknown as PushPipeline).wafPushAlert(
-        this.opts.listKey,
-        this.dedupKey(a.tx_id),
+        this.keys.list,
+        this.keys.seen(a.tx_id),
+        this.keys.progress(a.tx_id),
         JSON.stringify(a),
         this.opts.maxLength,
         this.opts.retentionSeconds,
@@ -72,11 +84,15 @@ export class AlertList {
     }
     const results = (await pipeline.exec()) ?? [];
     const listed: Alert[] = [];
+    const before = new Map<string, Alert>();
     results.forEach(([err, res], i) => {
       if (err) throw err;
-      if (res === 1) listed.push(alerts[i] as Alert);
+      const a = alerts[i] as Alert;
+      if (res === 1) listed.push(a);
+      else if (!before.has(a.tx_id)) before.set(a.tx_id, a);
     });
-    return listed;
+    for (const a of listed) before.delete(a.tx_id);
+    return { listed, redelivered: [...before.values()] };
   }
 
   /** The newest `count` alerts, newest first. */
@@ -87,7 +103,14 @@ export class AlertList {
 }
 
 interface PushPipeline {
-  wafPushAlert(list: string, dedup: string, json: string, max: number, ttl: number): void;
+  wafPushAlert(
+    list: string,
+    dedup: string,
+    progress: string,
+    json: string,
+    max: number,
+    ttl: number,
+  ): void;
 }
 
 /**

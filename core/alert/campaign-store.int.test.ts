@@ -16,6 +16,7 @@ import {
   emptyCampaignState,
 } from "./campaign.ts";
 import { CampaignStore } from "./campaign-store.ts";
+import { alertKeys } from "./keys.ts";
 
 let service: RunningService;
 let redis: Redis;
@@ -34,7 +35,7 @@ afterAll(async () => {
 });
 
 const SETTINGS: CampaignSettings = { windowSeconds: 300, minEvents: 5 };
-const prefix = () => `test:campaign:${randomUUID()}`;
+const prefix = () => alertKeys(`test:alerts:${randomUUID()}`).campaignPrefix;
 
 let n = 0;
 const ev = (over: Partial<CampaignEvent> = {}): CampaignEvent => ({

@@ -3,9 +3,9 @@
  * atomically by one Lua script per client and window, so every scorer instance agrees and a
  * window fires once however the events are spread over batches, instances and crashes.
  *
- * Key layout (prefix `P`, e.g. `waf-alerts:campaign`): one hash per client and window,
- * `P:{<client key>:<window start>}` (the braces make it one Redis Cluster hash slot on its own),
- * expiring `ttlSeconds` after its last update. Fields:
+ * Key layout (core/alert/keys.ts `campaignKey`): one hash per client and window,
+ * `<ALERT_LIST_KEY>:campaign:{<client key>:<window start>}` (the braces make it one Redis
+ * Cluster hash slot on its own), expiring `ttlSeconds` after its last update. Fields:
  * - `n` events counted, `b` of them blocked, `s` highest severity, `a` highest anomaly score
  *   (as decimal strings), `ip` the first event's address as written, `f` 1 once the window fired;
  * - `nc` categories kept, `c:<prefix>` = order of first appearance, `k` attack categories among
@@ -28,6 +28,7 @@ import {
   MAX_CAMPAIGN_RULES,
   MAX_EVENT_RULES,
 } from "./campaign.ts";
+import { campaignKey } from "./keys.ts";
 
 // KEYS[1] the window's hash; ARGV[1] ttl s, ARGV[2] min events, ARGV[3] events JSON
 // [{t, b, s, a, ip, c: [...], r: [...]}], ARGV[4] max categories, ARGV[5] max rules,
@@ -99,7 +100,7 @@ return out
 `;
 
 export interface CampaignStoreOptions {
-  /** Key prefix, e.g. `waf-alerts:campaign`. */
+  /** Key prefix: `alertKeys(ALERT_LIST_KEY).campaignPrefix` (core/alert/keys.ts). */
   prefix: string;
   settings: CampaignSettings;
   /**
@@ -165,7 +166,7 @@ export class CampaignStore {
 
   /** The hash of one client's window. */
   stateKey(clientKey: string, windowStart: number): string {
-    return `${this.opts.prefix}:{${clientKey}:${windowStart}}`;
+    return campaignKey(this.opts.prefix, clientKey, windowStart);
   }
 
   /**

@@ -94,20 +94,31 @@ export function campaignEventOf(event: WafEvent, score: Score): CampaignEvent | 
 }
 
 /**
+ * The canonical client of an address, as every alert-side key names it (campaign windows,
+ * notification throttle): an IPv4-mapped IPv6 address is its IPv4 address; an IPv6 address
+ * stands for its /64 network, written `2001:db8:1:2::/64` (one host usually gets a whole /64,
+ * so counting addresses would let one attacker be 2^64 clients). Undefined for a string that
+ * is not an address (e.g. an `IP_MASKING=hash` value).
+ * @example canonicalClient("::ffff:203.0.113.9") // "203.0.113.9"
+ * @example canonicalClient("2001:db8:1:2:aaaa::1") // "2001:db8:1:2::/64"
+ */
+export function canonicalClient(clientIp: string): string | undefined {
+  const ip = parseIp(clientIp);
+  if (!ip) return undefined;
+  return ip.version === 4 ? formatIp(ip) : `${formatIp(truncateIp(ip, 64))}/64`;
+}
+
+/**
  * The client a campaign is counted for, as used in keys and in the campaign's `tx_id`: the
- * canonical address (an IPv4-mapped IPv6 address as its IPv4; IPv6 as its /64 network,
- * `2001:db8:1:2::/64`), masked by `IP_MASKING` like every stored IP (`truncate`: the /24 or /48
- * network's address, so its clients count together; `hash`: the keyed hash of the canonical
- * address). Undefined for a string that is not an address.
+ * {@link canonicalClient}, masked by `IP_MASKING` like every stored IP (`truncate`: the /24 or
+ * /48 network's address, so its clients count together; `hash`: the keyed hash of the
+ * canonical address). Undefined for a string that is not an address.
  * @example campaignClientKey("::ffff:203.0.113.9", { ipMasking: "off", ipHashKey: undefined }) // "203.0.113.9"
  */
 export function campaignClientKey(clientIp: string, privacy: PrivacyConfig): string | undefined {
-  const ip = parseIp(clientIp);
-  if (!ip) return undefined;
-  const canonical = ip.version === 4 ? ip : truncateIp(ip, 64);
-  const address = formatIp(canonical);
-  if (privacy.ipMasking === "off") return ip.version === 4 ? address : `${address}/64`;
-  return maskIp(address, privacy);
+  const canonical = canonicalClient(clientIp);
+  if (canonical === undefined || privacy.ipMasking === "off") return canonical;
+  return maskIp(canonical.replace(/\/64$/, ""), privacy);
 }
 
 /**
@@ -229,6 +240,11 @@ export interface CampaignAlert extends Alert {
   blocked: number;
   /** The most frequent rules, most events first (ties: lower ID first). */
   top_rules: Array<{ rule_id: string; events: number }>;
+}
+
+/** Whether an alert is a campaign alert (alerts listed before kinds existed are events). */
+export function isCampaignAlert(alert: Alert): alert is CampaignAlert {
+  return alert.kind === "campaign";
 }
 
 /** What {@link toCampaignAlert} needs of a window (the pure state, or the Redis store's reply). */

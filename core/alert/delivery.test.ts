@@ -143,15 +143,32 @@ describe("deliver", () => {
     expect(clock.slept).toEqual([700]);
   });
 
-  it("counts a thrown attempt as ambiguous instead of throwing", async () => {
+  it("row 4: ends a thrown attempt as invalid, without retrying or moving the circuit breaker", async () => {
     const clock = fakeClock();
+    const b = breaker(clock, 1);
+    let calls = 0;
     const out = await deliver(
       async () => {
-        throw new TypeError("boom");
+        calls++;
+        throw new URIError("URI malformed");
       },
-      { policy: policy(), breaker: breaker(clock), deadlineAt: clock.t + 60_000, clock },
+      {
+        policy: policy({ retryAmbiguous: true }),
+        breaker: b,
+        deadlineAt: clock.t + 60_000,
+        clock,
+      },
     );
-    expect(out).toMatchObject({ ok: false, reason: "ambiguous", detail: "TypeError" });
+    expect(out).toEqual({
+      ok: false,
+      attempts: 1,
+      reason: "invalid",
+      detail: "could not send: URIError",
+    });
+    expect(calls).toBe(1);
+    // Our own failure says nothing about the receiver: with a threshold of one failure, the
+    // circuit is still closed.
+    expect(b.state).toBe("closed");
   });
 
   it("makes no attempt while the circuit is open", async () => {

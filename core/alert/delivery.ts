@@ -3,13 +3,16 @@
  * one deadline for everything, and a per-channel circuit breaker so a dead receiver costs
  * nothing once it is known to be dead.
  *
- * Every attempt ends in one of four ways, and only two are retried:
+ * Every attempt ends in one of five ways, and only two are retried:
  * - `ok` — the receiver answered 2xx;
  * - `rejected` — the receiver answered and refused for good (4xx other than 408/429): not retried;
  * - `failed` — nothing was delivered (5xx, 408, 429, connection refused, DNS): retried;
  * - `ambiguous` — it may have been delivered (timeout, connection reset mid-request): retried
  *   only when the channel is idempotent (PagerDuty's dedup_key; the webhook's delivery id),
- *   never for Slack or email, which would then post twice.
+ *   never for Slack or email, which would then post twice;
+ * - `invalid` — our own code could not build or send the request (the channel threw): nothing
+ *   left, not retried, and not counted against the receiver: only the receiver's answers move
+ *   the circuit breaker, so no request field can open it (issue 12 row 4).
  */
 import { backoffMs } from "../lib/backoff.ts";
 import { parseRetryAfter } from "../lib/retry-after.ts";
@@ -49,7 +52,7 @@ export interface DeliveryOutcome {
   attempts: number;
   status?: number;
   /** Why it failed: the last attempt's kind, or what stopped the next one. */
-  reason?: "rejected" | "failed" | "ambiguous" | "circuit-open" | "deadline";
+  reason?: "rejected" | "failed" | "ambiguous" | "invalid" | "circuit-open" | "deadline";
   detail?: string;
 }
 
@@ -95,6 +98,11 @@ export class CircuitBreaker {
     return true;
   }
 
+  /** Gives back an attempt that reached no receiver: the state stays as it was. */
+  release(): void {
+    this.probing = false;
+  }
+
   success(): void {
     this.probing = false;
     this.failures = 0;
@@ -121,7 +129,8 @@ export class CircuitBreaker {
 
 /**
  * Runs `attempt` until it succeeds, fails for good, or `deadlineAt` (epoch ms) leaves no time.
- * Never throws: an attempt that throws counts as ambiguous.
+ * Never throws: an attempt that throws is `invalid` (our fault: the channels classify every
+ * network error themselves), ends the delivery and leaves the circuit breaker as it was.
  */
 export async function deliver(
   attempt: (signal: AbortSignal) => Promise<AttemptResult>,
@@ -147,7 +156,9 @@ export async function deliver(
     try {
       r = await attempt(AbortSignal.timeout(Math.min(policy.attemptTimeoutMs, remaining)));
     } catch (err) {
-      r = { ok: false, kind: "ambiguous", detail: (err as Error)?.name ?? "error" };
+      breaker.release();
+      const detail = `could not send: ${(err as Error)?.name ?? "error"}`;
+      return { ok: false, attempts: n, reason: "invalid", detail };
     }
     if (r.ok) {
       breaker.success();

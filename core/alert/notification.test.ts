@@ -1,16 +1,17 @@
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../test/alerts.ts";
 import type { Alert } from "./alert.ts";
 import {
+  effectiveSeverity,
   headline,
   humanDuration,
   isoTime,
-  oneLine,
   primaryCategory,
   summaryNotification,
   summaryText,
   throttleKeyOf,
-  truncate,
 } from "./notification.ts";
+import { oneLine, truncate } from "./text.ts";
 
 const alert = (extra: Partial<Alert> = {}): Alert => ({
   timestamp: 1_700_000_000,
@@ -93,5 +94,48 @@ describe("text helpers", () => {
   it("formats unix seconds and milliseconds as ISO 8601 UTC", () => {
     expect(isoTime(1_700_000_000)).toBe("2023-11-14T22:13:20Z");
     expect(isoTime(1_700_000_000_999, "ms")).toBe("2023-11-14T22:13:20Z");
+  });
+});
+
+describe("row 9: throttle keys on the canonical client", () => {
+  it.each([
+    ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"],
+    ["2001:DB8:1:2::1", "2001:db8:1:2:0:0:0:9"],
+    ["::ffff:203.0.113.9", "203.0.113.9"],
+    ["::ffff:cb00:7109", "203.0.113.9"],
+  ])("puts %s and %s under one key", (a, b) => {
+    expect(throttleKeyOf(alert({ client_ip: a }))).toEqual(throttleKeyOf(alert({ client_ip: b })));
+  });
+
+  it("keeps other /64s, other addresses and masked values apart, and alerts as written", () => {
+    expect(throttleKeyOf(alert({ client_ip: "2001:db8:1:2::1" })).clientIp).toBe(
+      "2001:db8:1:2::/64",
+    );
+    expect(throttleKeyOf(alert({ client_ip: "2001:db8:1:3::1" })).clientIp).toBe(
+      "2001:db8:1:3::/64",
+    );
+    expect(throttleKeyOf(alert({ client_ip: "h:0123456789abcdef" })).clientIp).toBe(
+      "h:0123456789abcdef",
+    );
+    const a = alert({ client_ip: "::ffff:203.0.113.9" });
+    throttleKeyOf(a);
+    expect(a.client_ip).toBe("::ffff:203.0.113.9");
+  });
+});
+
+describe("campaign alerts", () => {
+  const campaign = (severity: number) => campaignAlert(0, { severity });
+
+  it("are throttled under their own key (client, campaign), never an event's", () => {
+    expect(throttleKeyOf(campaign(30))).toEqual({ clientIp: "203.0.113.9", category: "campaign" });
+    expect(throttleKeyOf(alert({ categories: ["campaign"], rule_id: "none" })).category).toBe(
+      "other",
+    );
+  });
+
+  it("count as at least critical for a channel's minimum severity", () => {
+    expect(effectiveSeverity(campaign(30), 80)).toBe(80);
+    expect(effectiveSeverity(campaign(120), 80)).toBe(120);
+    expect(effectiveSeverity(alert({ severity: 30 }), 80)).toBe(30);
   });
 });

@@ -5,10 +5,17 @@
  */
 import { categoryName, categoryOf } from "../scoring/categories.ts";
 import type { Alert } from "./alert.ts";
+import { canonicalClient, isCampaignAlert } from "./campaign.ts";
+import { oneLine } from "./text.ts";
 
 /** What a throttle window held back: sent as "and 37 more from 203.0.113.9 in 5 min". */
 export interface ThrottleSummary {
+  /**
+   * The canonical client the window counted (an address, an IPv6 /64, a masked value), or
+   * {@link ANY_CLIENT} for what the channel's rate cap held back.
+   */
   clientIp: string;
+  /** The window's category; `campaign` for campaign alerts; {@link ANY_CLIENT} for the rate cap. */
   category: string;
   /** Alerts counted in the window but not sent. */
   suppressed: number;
@@ -30,7 +37,18 @@ export type Notification =
     }
   | { kind: "summary"; id: string; summary: ThrottleSummary };
 
-/** Throttle key of an alert: its client IP (as listed, so masked when masking is on) and category. */
+/** `clientIp` and `category` of the summary of what a channel's rate cap held back. */
+export const ANY_CLIENT = "*";
+
+/** The category campaign alerts are throttled under: never shared with event alerts. */
+export const CAMPAIGN_CATEGORY = "campaign";
+
+/**
+ * Throttle key of an alert (issue 12 row 9): its canonical client (core/alert/campaign.ts, the
+ * same function campaign windows use: an IPv4-mapped address as IPv4, IPv6 per /64; a value
+ * that is no address, such as a hashed IP, as it is) and its category. Used only in keys and
+ * summaries: the alert's own `client_ip` stays as the record wrote it.
+ */
 export interface ThrottleKey {
   clientIp: string;
   category: string;
@@ -47,7 +65,20 @@ export function primaryCategory(alert: Pick<Alert, "rule_id" | "categories">): s
 }
 
 export function throttleKeyOf(alert: Alert): ThrottleKey {
-  return { clientIp: alert.client_ip, category: primaryCategory(alert) };
+  const clientIp = canonicalClient(alert.client_ip) ?? alert.client_ip;
+  if (isCampaignAlert(alert)) return { clientIp, category: CAMPAIGN_CATEGORY };
+  const category = primaryCategory(alert);
+  // An event is never throttled together with a campaign, whatever its categories say.
+  return { clientIp, category: category === CAMPAIGN_CATEGORY ? "other" : category };
+}
+
+/**
+ * The severity a channel's minimum is compared with: the alert's, except that a campaign is
+ * critical by definition (its `severity` is the highest of its window's events, which may be
+ * low), so it counts as at least the critical threshold.
+ */
+export function effectiveSeverity(alert: Alert, criticalThreshold: number): number {
+  return isCampaignAlert(alert) ? Math.max(alert.severity, criticalThreshold) : alert.severity;
 }
 
 export function alertNotification(alert: Alert, previous?: ThrottleSummary): Notification {
@@ -82,13 +113,17 @@ export function humanDuration(seconds: number): string {
  * // "and 37 more from 203.0.113.9 in 5 min (sqli)"
  */
 export function summaryText(s: ThrottleSummary): string {
-  return `and ${s.suppressed} more from ${s.clientIp} in ${humanDuration(s.windowSeconds)} (${s.category})`;
+  const within = humanDuration(s.windowSeconds);
+  if (s.clientIp === ANY_CLIENT) {
+    return `and ${s.suppressed} more held back by the channel's rate cap in ${within}`;
+  }
+  return oneLine(`and ${s.suppressed} more from ${s.clientIp} in ${within} (${s.category})`);
 }
 
 /** ISO 8601 (UTC, seconds) of unix seconds or milliseconds. */
 export function isoTime(unix: number, unit: "s" | "ms" = "s"): string {
   const ms = unit === "s" ? unix * 1000 : unix;
-  const d = new Date(Number.isFinite(ms) ? ms : 0);
+  const d = new Date(Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? ms : 0);
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
@@ -97,21 +132,19 @@ export function levelLabel(level: string): string {
   return level.charAt(0).toUpperCase() + level.slice(1);
 }
 
-/** Cuts text to `max` characters, marking the cut. */
-export function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
-}
-
-/** One line, no control characters: attacker-controlled text must not forge lines or headers. */
-export function oneLine(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ");
-}
-
-/** The headline shared by every channel, e.g. "Critical WAF alert: sqli from 203.0.113.9 (severity 95)". */
+/**
+ * The headline shared by every channel, e.g. "Critical WAF alert: sqli from 203.0.113.9
+ * (severity 95)", or for a campaign "Critical WAF campaign: 25 events (20 blocked) from
+ * 203.0.113.9 in 5 min". One line; not yet bounded or escaped for any sink.
+ */
 export function headline(n: Notification): string {
   if (n.kind === "summary") return `WAF alerts throttled: ${summaryText(n.summary)}`;
   const a = n.alert;
+  if (isCampaignAlert(a)) {
+    return oneLine(
+      `Critical WAF campaign: ${a.events} events (${a.blocked} blocked) from ${a.client_ip} in ${humanDuration(a.window_seconds)}`,
+    );
+  }
   return oneLine(
     `${levelLabel(a.severity_level)} WAF alert: ${primaryCategory(a)} from ${a.client_ip} (severity ${a.severity})`,
   );

@@ -4,10 +4,12 @@
  * without secrets, per-channel metric names, and never a thrown error.
  */
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../test/alerts.ts";
 import { fakeClock } from "../../test/clock.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Alert } from "./alert.ts";
 import type { Channel } from "./channels/channel.ts";
+import { WebhookChannel } from "./channels/webhook.ts";
 import type { AttemptResult } from "./delivery.ts";
 import type { Notification, ThrottleSummary } from "./notification.ts";
 import { ChannelNotifier, metricName } from "./notifier.ts";
@@ -80,6 +82,9 @@ function fakeThrottle(summaries: ThrottleSummary[] = [], fail = false): Throttle
       if (fail) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
       return summaries.splice(0);
     },
+    async settle() {
+      if (fail) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
+    },
   };
 }
 
@@ -150,6 +155,7 @@ describe("ChannelNotifier", () => {
     expect(r.lines.filter((l) => l.level === "error").map((l) => l.message)).toEqual([
       "notification throttle unavailable: sending the first alert per client IP and category",
       "notification throttle summaries unavailable",
+      "notification progress unavailable",
     ]);
   });
 
@@ -219,7 +225,8 @@ describe("ChannelNotifier", () => {
     const r = recorder();
     const n = new ChannelNotifier({ channel: ch, logger: r.logger, clock: fakeClock() });
     await expect(n.notify([alert("a")])).resolves.toBeUndefined();
-    expect(r.lines.at(-1)).toMatchObject({ message: "notification failed", reason: "ambiguous" });
+    expect(r.lines.at(-1)).toMatchObject({ message: "notification failed", reason: "invalid" });
+    expect(n.breaker.state).toBe("closed");
   });
 
   it("sends nothing and asks only for due summaries when called without alerts", async () => {
@@ -233,5 +240,92 @@ describe("ChannelNotifier", () => {
     });
     await n.notify([]);
     expect(ch.sent).toEqual([]);
+  });
+
+  it("row 4: alerts whose tx_id holds a lone surrogate reach the webhook and leave its circuit closed", async () => {
+    const requests: RequestInit[] = [];
+    const channel = new WebhookChannel({
+      url: "https://hooks.example/waf",
+      minSeverity: 80,
+      fetch: async (_url, init) => {
+        requests.push(init);
+        return new Response("ok", { status: 200 });
+      },
+    });
+    const r = recorder();
+    const n = new ChannelNotifier({
+      channel,
+      logger: r.logger,
+      metrics: r.metrics,
+      clock: fakeClock(),
+      breaker: { failureThreshold: 2, cooldownMs: 60_000 },
+    });
+    await n.notify([alert("a\uD800"), alert("b\uDFFF")]);
+    await n.notify([alert("c")]);
+    expect(requests).toHaveLength(3);
+    expect(n.breaker.state).toBe("closed");
+    expect(r.counts[metricName("Sent", "webhook")]).toBe(3);
+  });
+
+  it("compares a campaign's severity, at least the critical threshold, with the channel's minimum", async () => {
+    const campaign = (tx: string) => campaignAlert(0, { tx_id: tx, severity: 30 });
+    const r = recorder();
+    const strict = fakeChannel(); // minimum 90
+    await new ChannelNotifier({ channel: strict, logger: r.logger, clock: fakeClock() }).notify([
+      campaign("c1"),
+    ]);
+    expect(strict.sent).toEqual([]);
+    const lenient = { ...fakeChannel(), minSeverity: 80 };
+    await new ChannelNotifier({
+      channel: lenient,
+      logger: r.logger,
+      clock: fakeClock(),
+      criticalSeverity: 80,
+    }).notify([campaign("c2"), alert("e", { severity: 30 })]);
+    expect(lenient.sent.map((x) => x.id)).toEqual(["c2"]);
+  });
+
+  it("offers redelivered alerts to the throttle, marks done the deliveries that are over and gives the others back", async () => {
+    const answers: Record<string, AttemptResult> = {
+      ok: { ok: true, status: 200 },
+      refused: { ok: false, kind: "rejected", status: 400, detail: "HTTP 400" },
+      down: { ok: false, kind: "failed", status: 503, detail: "HTTP 503" },
+      timeout: { ok: false, kind: "ambiguous", detail: "timeout" },
+    };
+    const ch = fakeChannel((n) => answers[n.id] as AttemptResult);
+    const offered: Array<{ tx: string; owner: string }> = [];
+    const settled: Array<{ owner: string; done: readonly string[]; undone: readonly string[] }> =
+      [];
+    const throttle: Throttle = {
+      async admit(_c, alerts, owner) {
+        for (const a of alerts) offered.push({ tx: a.tx_id, owner });
+        return alerts.map((a) => ({ alert: a, send: true }));
+      },
+      async settle(_c, owner, outcome) {
+        settled.push({ owner, ...outcome });
+      },
+      async due() {
+        return [];
+      },
+    };
+    const r = recorder();
+    await new ChannelNotifier({
+      channel: ch,
+      throttle,
+      logger: r.logger,
+      clock: fakeClock(),
+      policy: { maxAttempts: 1 },
+    }).notify([alert("ok"), alert("down")], {
+      redelivered: [alert("refused"), alert("timeout")],
+      owner: "req-1",
+    });
+    expect(offered).toEqual(
+      ["ok", "down", "refused", "timeout"].map((tx) => ({ tx, owner: "req-1" })),
+    );
+    // A refusal is final; a timeout on a channel that does not deduplicate may have posted;
+    // a receiver that is down has not: its claim is given back for the next invocation.
+    expect(settled).toEqual([
+      { owner: "req-1", done: ["ok", "refused", "timeout"], undone: ["down"] },
+    ]);
   });
 });

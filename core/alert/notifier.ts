@@ -1,14 +1,23 @@
 /**
- * One channel's notifier: minimum severity → throttle → delivery (retries, backoff, circuit
- * breaker) → logs and metrics. It never throws and never takes longer than its deadline, so
- * a dead receiver cannot hold back the alert list (pushed before) or another channel (each
- * channel runs on its own).
+ * One channel's notifier: minimum severity → progress, throttle and rate cap (throttle.ts) →
+ * delivery (retries, backoff, circuit breaker) → progress marked → logs and metrics. It never
+ * throws and never takes longer than its deadline (plus two Redis round trips), so a dead
+ * receiver cannot hold back the alert list (pushed before) or another channel (each channel
+ * runs on its own).
+ *
+ * At-least-once (issue 12 row 12): alerts listed before (`redelivered`) are offered too; the
+ * throttle's progress claim lets through only those this channel did not finish. A
+ * notification counts as finished once it was sent, refused for good, could not be built, or
+ * (on a channel that does not deduplicate) may have been sent; a throttled or held-back alert
+ * is finished when it is counted. Anything else (receiver down, deadline, circuit open) is
+ * given back unfinished, so the next invocation that brings the alert notifies it.
  *
  * When the throttle's Redis calls fail (the list push just succeeded, so this is rare), the
- * notifier fails open but bounded: within that invocation only the first alert per
- * (client IP, category) goes out. A missed critical alert is worse than a second one.
+ * notifier fails open but bounded: within that invocation only the first newly listed alert
+ * per (client, category) goes out. A missed critical alert is worse than a second one.
  */
 
+import { randomUUID } from "node:crypto";
 import { mapLimit } from "../lib/limiter.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type Clock, systemClock } from "../lib/time.ts";
@@ -25,11 +34,12 @@ import {
 } from "./delivery.ts";
 import {
   alertNotification,
+  effectiveSeverity,
   type Notification,
   summaryNotification,
   throttleKeyOf,
 } from "./notification.ts";
-import type { CountSink } from "./ports.ts";
+import type { CountSink, NotifyOptions } from "./ports.ts";
 import type { Throttle } from "./throttle.ts";
 
 export interface ChannelNotifierOptions {
@@ -45,6 +55,11 @@ export interface ChannelNotifierOptions {
   /** Deliveries in flight at once on this channel. */
   concurrency?: number;
   breaker?: { failureThreshold?: number; cooldownMs?: number };
+  /**
+   * The critical threshold (`SEVERITY_THRESHOLDS`' first value): a campaign alert counts as at
+   * least this severe for the channel's minimum. Default 80.
+   */
+  criticalSeverity?: number;
   clock?: Clock;
 }
 
@@ -80,16 +95,27 @@ export class ChannelNotifier {
   }
 
   /**
-   * Notifies the channel of newly listed alerts and of throttle windows that ended. Called on
-   * every invocation, with no alerts too (then it only sends due summaries).
+   * Notifies the channel of newly listed alerts, of alerts listed before that it did not
+   * finish, and of throttle windows that ended. Called on every invocation, with no alerts
+   * too (then it only sends due summaries).
    */
-  async notify(alerts: readonly Alert[]): Promise<void> {
+  async notify(listed: readonly Alert[], opts: NotifyOptions = {}): Promise<void> {
     const started = this.clock.now();
     const { channel, logger } = this.opts;
-    const eligible = alerts.filter((a) => a.severity >= channel.minSeverity);
-    const { notifications, throttled } = await this.plan(eligible);
-    if (throttled > 0) {
-      logger.debug("notifications throttled", { channel: channel.name, throttled });
+    const critical = this.opts.criticalSeverity ?? 80;
+    const eligible = (a: Alert) => effectiveSeverity(a, critical) >= channel.minSeverity;
+    const owner = opts.owner ?? randomUUID();
+    const { notifications, throttled, handled } = await this.plan(
+      listed.filter(eligible),
+      (opts.redelivered ?? []).filter(eligible),
+      owner,
+    );
+    if (throttled > 0 || handled > 0) {
+      logger.debug("notifications throttled or handled", {
+        channel: channel.name,
+        throttled,
+        handled,
+      });
     }
     const deadlineAt = started + this.deadlineMs;
     const outcomes = await mapLimit(notifications, this.concurrency, (n) =>
@@ -103,8 +129,11 @@ export class ChannelNotifier {
     let sent = 0;
     let failed = 0;
     let skipped = 0;
+    const done: string[] = [];
+    const undone: string[] = [];
     outcomes.forEach((o, i) => {
       const n = notifications[i] as Notification;
+      if (n.kind === "alert") (this.finished(o) ? done : undone).push(n.alert.tx_id);
       const fields = { channel: channel.name, ...describe(n), attempts: o.attempts };
       if (o.ok) {
         sent++;
@@ -120,6 +149,17 @@ export class ChannelNotifier {
         ...(o.detail ? { error: redact(o.detail, channel.secrets) } : {}),
       });
     });
+    if (this.opts.throttle && (done.length > 0 || undone.length > 0)) {
+      try {
+        await this.opts.throttle.settle(channel.name, owner, { done, undone });
+      } catch (err) {
+        // The claims expire: a retry may notify these again (at least once, not at most).
+        logger.error("notification progress unavailable", {
+          channel: channel.name,
+          error: errorText(err),
+        });
+      }
+    }
     const m = this.opts.metrics;
     if (m) {
       m.count(metricName("Sent", channel.name), sent);
@@ -129,16 +169,28 @@ export class ChannelNotifier {
     }
   }
 
+  /** Whether a delivery is over for good: nothing a later attempt could do better. */
+  private finished(o: DeliveryOutcome): boolean {
+    if (o.ok || o.reason === "rejected" || o.reason === "invalid") return true;
+    return o.reason === "ambiguous" && !this.opts.channel.idempotent;
+  }
+
   private async plan(
-    alerts: readonly Alert[],
-  ): Promise<{ notifications: Notification[]; throttled: number }> {
+    listed: readonly Alert[],
+    redelivered: readonly Alert[],
+    owner: string,
+  ): Promise<{ notifications: Notification[]; throttled: number; handled: number }> {
     const { throttle, channel, logger } = this.opts;
-    if (!throttle) return { notifications: alerts.map((a) => alertNotification(a)), throttled: 0 };
+    if (!throttle) {
+      return { notifications: listed.map((a) => alertNotification(a)), throttled: 0, handled: 0 };
+    }
     const notifications: Notification[] = [];
     let throttled = 0;
+    let handled = 0;
     try {
-      for (const d of await throttle.admit(channel.name, alerts)) {
+      for (const d of await throttle.admit(channel.name, [...listed, ...redelivered], owner)) {
         if (d.send) notifications.push(alertNotification(d.alert, d.previous));
+        else if (d.reason === "handled") handled++;
         else throttled++;
       }
     } catch (err) {
@@ -150,7 +202,7 @@ export class ChannelNotifier {
         },
       );
       const seen = new Set<string>();
-      for (const a of alerts) {
+      for (const a of listed) {
         const k = throttleKeyOf(a);
         const key = `${k.category}\u0000${k.clientIp}`;
         if (seen.has(key)) throttled++;
@@ -168,7 +220,7 @@ export class ChannelNotifier {
         error: errorText(err),
       });
     }
-    return { notifications, throttled };
+    return { notifications, throttled, handled };
   }
 }
 

@@ -12,14 +12,20 @@ import { PagerDutyChannel } from "./channels/pagerduty.ts";
 import { SlackChannel } from "./channels/slack.ts";
 import { WebhookChannel } from "./channels/webhook.ts";
 import type { FetchFn } from "./delivery.ts";
+import { alertKeys } from "./keys.ts";
 import { ChannelNotifier, type ChannelNotifierOptions } from "./notifier.ts";
 import type { CountSink } from "./ports.ts";
 import { NotificationThrottle } from "./throttle.ts";
+
+/** How much longer than `NOTIFY_DEADLINE_MS` a channel's claim on an alert lasts. */
+export const LEASE_MARGIN_MS = 5000;
 
 type NotifyConfig = Pick<
   Config,
   | "ALERT_LIST_KEY"
   | "ALERT_THROTTLE_S"
+  | "ALERT_CHANNEL_RATE_PER_MIN"
+  | "SEVERITY_THRESHOLDS"
   | "SLACK_WEBHOOK_URL"
   | "SLACK_MIN_SEVERITY"
   | "PAGERDUTY_ROUTING_KEY"
@@ -83,7 +89,10 @@ export function channelsFromConfig(
   return channels;
 }
 
-/** One throttled, retried, circuit-broken notifier per channel that is on. */
+/**
+ * One notifier per channel that is on: progress (at-least-once), throttle and rate cap in
+ * Redis, retries, circuit breaker.
+ */
 export function notifiersFromConfig(
   c: NotifyConfig,
   deps: {
@@ -94,15 +103,19 @@ export function notifiersFromConfig(
     ses?: () => SesSender;
     /** Backoff and circuit-breaker tuning (tests); timeouts come from the config. */
     delivery?: Pick<ChannelNotifierOptions, "policy" | "breaker">;
+    /** How long a claim outlives `NOTIFY_DEADLINE_MS` (tests shorten it). */
+    leaseMarginMs?: number;
+    /** The rate cap's window, a minute (tests shorten it). */
+    rateWindowMs?: number;
   },
 ): ChannelNotifier[] {
-  const throttle =
-    c.ALERT_THROTTLE_S > 0
-      ? new NotificationThrottle(deps.redis, {
-          prefix: `${c.ALERT_LIST_KEY}:throttle`,
-          windowSeconds: c.ALERT_THROTTLE_S,
-        })
-      : undefined;
+  const throttle = new NotificationThrottle(deps.redis, {
+    keys: alertKeys(c.ALERT_LIST_KEY),
+    windowSeconds: c.ALERT_THROTTLE_S,
+    ratePerMinute: c.ALERT_CHANNEL_RATE_PER_MIN,
+    leaseMs: c.NOTIFY_DEADLINE_MS + (deps.leaseMarginMs ?? LEASE_MARGIN_MS),
+    rateWindowMs: deps.rateWindowMs,
+  });
   return channelsFromConfig(c, deps).map(
     (channel) =>
       new ChannelNotifier({
@@ -113,6 +126,7 @@ export function notifiersFromConfig(
         policy: { ...deps.delivery?.policy, attemptTimeoutMs: c.NOTIFY_TIMEOUT_MS },
         breaker: deps.delivery?.breaker,
         deadlineMs: c.NOTIFY_DEADLINE_MS,
+        criticalSeverity: c.SEVERITY_THRESHOLDS.critical,
       }),
   );
 }

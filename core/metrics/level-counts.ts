@@ -3,9 +3,10 @@
  * show the distribution of everything scored (not only what alerted) and the live rate, from
  * Redis alone. Best effort and approximate: a redelivered record is counted again.
  *
- * Key `<ALERT_LIST_KEY>:stats:<unix minute>`: a hash of `events`, `critical`, `high`, `medium`,
- * `low`; it expires two hours after its minute.
+ * Key `<ALERT_LIST_KEY>:stats:<unix minute>` (core/alert/keys.ts): a hash of `events`,
+ * `critical`, `high`, `medium`, `low`; it expires two hours after its minute.
  */
+import { type AlertKeys, alertKeys } from "../alert/keys.ts";
 import type { RedisClient } from "../lib/redis.ts";
 import type { SeverityLevel } from "../scoring/score.ts";
 
@@ -28,17 +29,17 @@ export interface EventRates {
 }
 
 export class LevelCounts {
-  private readonly prefix: string;
+  private readonly keys: AlertKeys;
 
   constructor(
     private readonly redis: RedisClient,
     alertListKey: string,
   ) {
-    this.prefix = `${alertListKey}:stats`;
+    this.keys = alertKeys(alertListKey);
   }
 
   private key(minute: number): string {
-    return `${this.prefix}:${minute}`;
+    return this.keys.stats(minute);
   }
 
   /** Adds one batch's tally to the minute of `nowMs`. */

@@ -4,7 +4,7 @@ import { toAlert } from "../alert/alert.ts";
 import { normalise } from "../event/normalise.ts";
 import { Reputation } from "../scoring/reputation.ts";
 import { DEFAULT_SCORING, scoreEvent } from "../scoring/score.ts";
-import { maskIp, REDACTED, redactUri } from "./privacy.ts";
+import { isSecretName, maskIp, nameWords, REDACTED, redactUri } from "./privacy.ts";
 
 describe("IP masking", () => {
   const truncate = { ipMasking: "truncate" as const, ipHashKey: undefined };
@@ -64,6 +64,87 @@ describe("secret removal", () => {
 
   it("cuts very long URIs", () => {
     expect(redactUri(`/${"a".repeat(5000)}`).length).toBeLessThanOrEqual(2049);
+  });
+
+  it("cuts after redacting, never inside a surrogate pair", () => {
+    const cut = redactUri(`/${"a".repeat(2046)}😀😀?password=hunter2`);
+    expect(cut).not.toContain("hunter2");
+    expect(cut.endsWith("a…")).toBe(true);
+  });
+});
+
+describe("row 7: credentials survive no normalisation of their parameter's name", () => {
+  it.each([
+    // camelCase
+    ["/api?accessToken=s3cr3t&page=2", `/api?accessToken=${REDACTED}&page=2`],
+    ["/api?authToken=s3cr3t", `/api?authToken=${REDACTED}`],
+    ["/api?apiToken=s3cr3t", `/api?apiToken=${REDACTED}`],
+    ["/oauth?clientSecret=s3cr3t&client_id=app", `/oauth?clientSecret=${REDACTED}&client_id=app`],
+    ["/api?APIKey=s3cr3t", `/api?APIKey=${REDACTED}`],
+    ["/api?apiKey=s3cr3t", `/api?apiKey=${REDACTED}`],
+    [
+      "/reset?newPassword=s3cr3t&passwordConfirm=s3cr3t",
+      `/reset?newPassword=${REDACTED}&passwordConfirm=${REDACTED}`,
+    ],
+    // brackets, and the same percent-encoded (also twice)
+    [
+      "/login?user[name]=bob&user[password]=s3cr3t",
+      `/login?user[name]=bob&user[password]=${REDACTED}`,
+    ],
+    ["/login?user%5Bpassword%5D=s3cr3t", `/login?user%5Bpassword%5D=${REDACTED}`],
+    ["/login?%70assword=s3cr3t", `/login?%70assword=${REDACTED}`],
+    ["/login?%2570assword=s3cr3t", `/login?%2570assword=${REDACTED}`],
+    ["/login?a%=1&pass%77ord=s3cr3t%E9", `/login?a%=1&pass%77ord=${REDACTED}`],
+    [
+      "/login?password[]=s3cr3t&password[0]=s3cr3t",
+      `/login?password[]=${REDACTED}&password[0]=${REDACTED}`,
+    ],
+    // `-`, `_`, `.` and case
+    [
+      "/api?X-Api-Key=s3cr3t&x.auth.token=s3cr3t",
+      `/api?X-Api-Key=${REDACTED}&x.auth.token=${REDACTED}`,
+    ],
+    [
+      "/api?SESSION_ID=s3cr3t&Refresh-Token=s3cr3t",
+      `/api?SESSION_ID=${REDACTED}&Refresh-Token=${REDACTED}`,
+    ],
+    // full-width letters
+    ["/api?ｐａｓｓｗｏｒｄ=s3cr3t", `/api?ｐａｓｓｗｏｒｄ=${REDACTED}`],
+    // `;` separates query parameters too
+    ["/api?a=1;token=s3cr3t", `/api?a=1;token=${REDACTED}`],
+    // path parameters
+    ["/app;jsessionid=S3CR3T?x=1", `/app;jsessionid=${REDACTED}?x=1`],
+    ["/a;v=2;JSESSIONID=S3CR3T/b", `/a;v=2;JSESSIONID=${REDACTED}/b`],
+    // fragments that hold parameters (OAuth implicit flow)
+    [
+      "/cb#access_token=s3cr3t&token_type=bearer&state=x",
+      `/cb#access_token=${REDACTED}&token_type=${REDACTED}&state=x`,
+    ],
+    ["/cb?x=1#id_token=s3cr3t", `/cb?x=1#id_token=${REDACTED}`],
+    // protocol-relative userinfo
+    ["//admin:s3cr3t@example.com/x", `//${REDACTED}@example.com/x`],
+  ])("%s", (uri, out) => {
+    expect(redactUri(uri)).toBe(out);
+    expect(redactUri(uri)).not.toMatch(/s3cr3t|S3CR3T/);
+  });
+
+  it.each([
+    "/search?q=token&page=2",
+    "/p?keyword=x&monkey=1&key_id=3&code_point=5&tokenizer=w&secretary=x",
+    "/a;v=2/b",
+    "/docs#section-2",
+    "/x?state=abc&client_id=app&redirect_uri=%2Fhome",
+  ])("leaves %s alone", (uri) => {
+    expect(redactUri(uri)).toBe(uri);
+  });
+
+  it("splits names into words", () => {
+    expect(nameWords("user[accessToken]")).toEqual(["user", "access", "token"]);
+    expect(nameWords("X-Amz-Security-Token")).toEqual(["x", "amz", "security", "token"]);
+    expect(nameWords("APIKey")).toEqual(["api", "key"]);
+    expect(nameWords("password[0]")).toEqual(["password"]);
+    expect(isSecretName("session_id")).toBe(true);
+    expect(isSecretName("state")).toBe(false);
   });
 });
 

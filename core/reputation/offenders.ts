@@ -4,7 +4,8 @@
  *
  * The alert function counts (it hears every critical, non-allowlisted event exactly once, as
  * the list deduplicates per tx_id); the scorer reads the result through its in-memory
- * reputation cache (cache.ts). Keys:
+ * reputation cache (cache.ts). Only `kind: "event"` alerts count: a campaign alert sums up
+ * events whose own alerts were counted already. Keys (core/alert/keys.ts):
  * - `<offenders key>` sorted set: member = offender entry, score = unix seconds it stays
  *   malicious until (only ever extended);
  * - `<offenders key>:window:<entry>` sorted set of the entry's recent tx_ids scored by time
@@ -15,15 +16,14 @@
  * network is counted and marked together; `hash` → the `h:…` hash, which the scorer matches
  * by hashing each client IP with the same `IP_HASH_KEY`.
  */
-
+import type { AlertKind } from "../alert/alert.ts";
+import { offenderWindowKey } from "../alert/keys.ts";
 import { formatIp, parseIp } from "../event/ip.ts";
 import type { RedisClient } from "../lib/redis.ts";
 import type { IpMasking } from "../privacy/privacy.ts";
 
-/** The offenders key for a configuration: beside the feed's set, never inside it. */
-export function offendersKey(reputationSetKey: string | undefined): string {
-  return `${reputationSetKey ?? "waf:reputation"}:offenders`;
-}
+/** The offenders key for a configuration (the scorer's cache reads it): see core/alert/keys.ts. */
+export { offendersKey } from "../alert/keys.ts";
 
 /**
  * The reputation entry an alert's (possibly masked) client IP stands for, or undefined when
@@ -61,6 +61,7 @@ return 0
 `;
 
 export interface RepeatOffendersOptions {
+  /** The offenders' set: `alertKeys(ALERT_LIST_KEY, REPUTATION_SET_KEY).offenders`. */
   key: string;
   threshold: number;
   windowSeconds: number;
@@ -78,18 +79,21 @@ export class RepeatOffenders {
   }
 
   windowKey(entry: string): string {
-    return `${this.opts.key}:window:${entry}`;
+    return offenderWindowKey(this.opts.key, entry);
   }
 
   /**
    * Counts each alert against its client; resolves with the entries this call made offenders
    * (ones that already were have their expiry extended and are not returned). One round trip.
    */
-  async record(alerts: ReadonlyArray<{ client_ip: string; tx_id: string }>): Promise<string[]> {
+  async record(
+    alerts: ReadonlyArray<{ client_ip: string; tx_id: string; kind?: AlertKind }>,
+  ): Promise<string[]> {
     if (this.opts.threshold <= 0) return [];
     const entries: string[] = [];
     const pipeline = this.redis.pipeline();
     for (const a of alerts) {
+      if (a.kind !== undefined && a.kind !== "event") continue;
       const entry = offenderEntry(a.client_ip, this.opts.masking);
       if (!entry) continue;
       entries.push(entry);

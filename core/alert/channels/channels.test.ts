@@ -2,9 +2,10 @@
  * What each channel sends, byte for byte where it matters: Slack messages, PagerDuty Events
  * API v2 bodies, webhook bodies and signatures, SES commands (a hand-written fake client).
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { SendEmailCommand } from "@aws-sdk/client-sesv2";
 import { describe, expect, it } from "vitest";
+import { campaignAlert } from "../../../test/alerts.ts";
 import type { Alert } from "../alert.ts";
 import {
   alertNotification,
@@ -12,15 +13,16 @@ import {
   summaryNotification,
   type ThrottleSummary,
 } from "../notification.ts";
-import { EmailChannel, emailContent, type SesSender } from "./email.ts";
+import { EMAIL_LIMITS, EmailChannel, emailContent, type SesSender } from "./email.ts";
 import {
+  PAGERDUTY_LIMITS,
   PagerDutyChannel,
   pagerDutyDedupKey,
   pagerDutyEvent,
   pagerDutySeverity,
 } from "./pagerduty.ts";
-import { SlackChannel, slackEscape, slackMessage } from "./slack.ts";
-import { signWebhook, WebhookChannel, webhookBody } from "./webhook.ts";
+import { SLACK_LIMITS, SlackChannel, slackEscape, slackMessage } from "./slack.ts";
+import { signWebhook, WebhookChannel, webhookBody, webhookDeliveryId } from "./webhook.ts";
 
 const alert = (extra: Partial<Alert> = {}): Alert => ({
   timestamp: 1_700_000_000,
@@ -286,7 +288,7 @@ describe("webhook", () => {
       "content-type": "application/json",
       "user-agent": "waf-event-processor",
       "x-waf-event": "alert",
-      "x-waf-delivery": "tx-1",
+      "x-waf-delivery": createHash("sha256").update("tx-1").digest("hex"),
       "x-waf-timestamp": "1700000123",
       "x-waf-signature": `sha256=${expected}`,
     });
@@ -294,13 +296,15 @@ describe("webhook", () => {
     expect(ch.secrets).toEqual(["https://hooks.example/waf?token=abc", "/waf?token=abc", "s3cret"]);
   });
 
-  it("sends no signature without a secret, and percent-encodes odd delivery ids", async () => {
+  it("sends no signature without a secret, and a hashed delivery id whatever the tx_id holds", async () => {
     const f = fakeFetch(200);
     const ch = new WebhookChannel({ url: "https://hooks.example/", minSeverity: 80, fetch: f.fn });
-    await ch.send(alertNotification(alert({ tx_id: "tx é\r\nX-Evil: 1" })), signal());
+    const tx = "tx é\r\nX-Evil: 1";
+    await ch.send(alertNotification(alert({ tx_id: tx })), signal());
     const headers = (f.calls[0]?.init.headers ?? {}) as Record<string, string>;
     expect(headers["x-waf-signature"]).toBeUndefined();
-    expect(headers["x-waf-delivery"]).toBe("tx%20%C3%A9%0D%0AX-Evil%3A%201");
+    expect(headers["x-waf-delivery"]).toBe(createHash("sha256").update(tx).digest("hex"));
+    expect(headers["x-waf-delivery"]).toBe(webhookDeliveryId(tx));
   });
 });
 
@@ -402,4 +406,156 @@ describe("every channel", () => {
       expect(webhookBody(n).id).toBe(n.id);
     },
   );
+});
+
+describe("issue 12: request text in every channel", () => {
+  /** An alert with `text` in every field a request writes. */
+  const everywhere = (text: string) =>
+    alert({
+      uri: text,
+      method: text,
+      rule_id: text,
+      tx_id: text,
+      client_ip: text,
+      categories: [text],
+    });
+
+  const fields = (msg: ReturnType<typeof slackMessage>) =>
+    msg.blocks.flatMap((b) => (b.fields as Array<{ text: string }> | undefined) ?? []);
+
+  it("row 5: a URI of 600 `&` stays within Slack's field limit, escaped, never cut inside an escape", () => {
+    const msg = slackMessage(alertNotification(alert({ uri: `/x?${"&".repeat(600)}` })));
+    for (const f of fields(msg)) expect(f.text.length).toBeLessThanOrEqual(SLACK_LIMITS.field);
+    const request = fields(msg).find((f) => f.text.startsWith("*Request*"))?.text ?? "";
+    expect(request).toContain("&amp;".repeat(100));
+    // Every `&` left starts a whole escape.
+    expect(request.replace(/&(amp|lt|gt);/g, "")).not.toContain("&");
+  });
+
+  it("row 5: keeps every Block Kit text within its limit, whatever the alert holds", () => {
+    const hostile = "<&>`*_~\n\u2028".repeat(5000);
+    const msg = slackMessage(
+      alertNotification(everywhere(hostile), { ...prev, clientIp: hostile, category: hostile }),
+    );
+    expect(msg.text.length).toBeLessThanOrEqual(SLACK_LIMITS.text);
+    const header = msg.blocks[0]?.text as { text: string };
+    expect(header.text.length).toBeLessThanOrEqual(SLACK_LIMITS.header);
+    expect(fields(msg).length).toBeLessThanOrEqual(SLACK_LIMITS.fields);
+    for (const f of fields(msg)) expect(f.text.length).toBeLessThanOrEqual(SLACK_LIMITS.field);
+    for (const b of msg.blocks.filter((x) => x.type === "context")) {
+      for (const e of b.elements as Array<{ text: string }>) {
+        expect(e.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
+      }
+    }
+    // mrkdwn (everything but the header's plain_text) carries no raw `<` or `>`.
+    const mrkdwn = JSON.stringify({
+      text: msg.text,
+      fields: fields(msg),
+      rest: msg.blocks.slice(2),
+    });
+    expect(mrkdwn).not.toMatch(/<|>/);
+  });
+
+  it("row 10: tx_ids sharing a 600-character prefix get different X-WAF-Delivery ids", async () => {
+    const f = fakeFetch(200);
+    const ch = new WebhookChannel({ url: "https://hooks.example/", minSeverity: 80, fetch: f.fn });
+    const prefix = "p".repeat(600);
+    await ch.send(alertNotification(alert({ tx_id: `${prefix}-a` })), signal());
+    await ch.send(alertNotification(alert({ tx_id: `${prefix}-b` })), signal());
+    const ids = f.calls.map((c) => (c.init.headers as Record<string, string>)["x-waf-delivery"]);
+    expect(ids[0]).not.toBe(ids[1]);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("row 4: a lone surrogate in the tx_id gives a plain delivery header and a well-formed body", async () => {
+    const f = fakeFetch(200);
+    const ch = new WebhookChannel({ url: "https://hooks.example/", minSeverity: 80, fetch: f.fn });
+    const r = await ch.send(alertNotification(alert({ tx_id: "tx-\uD800" })), signal());
+    expect(r).toEqual({ ok: true, status: 200 });
+    const headers = f.calls[0]?.init.headers as Record<string, string>;
+    for (const v of Object.values(headers)) expect(v).toMatch(/^[\x20-\x7e]+$/);
+    expect(() =>
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        new TextEncoder().encode(String(f.calls[0]?.init.body)),
+      ),
+    ).not.toThrow();
+  });
+
+  it("keeps PagerDuty's fields within the Events API's limits", () => {
+    const hostile = "x\r\n".repeat(3000);
+    const ev = pagerDutyEvent(alertNotification(everywhere(hostile)), "RK", "waf-event-processor");
+    expect(ev.dedup_key.length).toBeLessThanOrEqual(PAGERDUTY_LIMITS.dedupKey);
+    expect(ev.payload.summary.length).toBeLessThanOrEqual(PAGERDUTY_LIMITS.summary);
+    for (const v of [ev.payload.component, ev.payload.group, ev.payload.class, ev.payload.source]) {
+      expect(v.length).toBeLessThanOrEqual(PAGERDUTY_LIMITS.field);
+      expect(v).not.toMatch(/[\r\n]/);
+    }
+    expect(ev.payload.summary).not.toMatch(/[\r\n]/);
+  });
+
+  it("keeps an email subject on one bounded line", () => {
+    const { subject, text } = emailContent(
+      alertNotification(alert({ client_ip: "1.2.3.4\r\nBcc: x", uri: "é".repeat(50_000) })),
+    );
+    expect(subject).not.toMatch(/[\r\n]/);
+    expect(subject.length).toBeLessThanOrEqual(EMAIL_LIMITS.subject);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(EMAIL_LIMITS.bodyBytes);
+  });
+});
+
+describe("campaign alerts in every channel", () => {
+  const campaign = campaignAlert(1_700_000_100, {
+    categories: ["sqli", "xss", "rce"],
+    events: 25,
+    blocked: 20,
+    top_rules: [
+      { rule_id: "942100", events: 12 },
+      { rule_id: "941100", events: 5 },
+    ],
+  });
+
+  it("Slack says it is a campaign: events, blocked, categories, top rules, window", () => {
+    const msg = slackMessage(alertNotification(campaign));
+    expect(msg.text).toBe(
+      "Critical WAF campaign: 25 events (20 blocked) from 203.0.113.9 in 5 min",
+    );
+    const text = JSON.stringify(msg);
+    expect(text).toContain("*Campaign*\\n25 events, 20 blocked, in 5 min");
+    expect(text).toContain("*Categories*\\nsqli, xss, rce");
+    expect(text).toContain("*Top rules*\\n`942100 ×12, 941100 ×5`");
+    expect(text).toContain("*Window*\\nfrom 2023-11-14T22:15:00Z");
+    expect(text).not.toContain("*Request*");
+  });
+
+  it("email says it is a campaign", () => {
+    const { subject, text } = emailContent(alertNotification(campaign));
+    expect(subject).toBe(
+      "[WAF critical campaign] Critical WAF campaign: 25 events (20 blocked) from 203.0.113.9 in 5 min",
+    );
+    expect(text).toContain("Events:          25 (20 blocked by the firewall)");
+    expect(text).toContain("Window:          2023-11-14T22:15:00Z, 5 min");
+    expect(text).toContain("Categories:      sqli, xss, rce");
+    expect(text).toContain("Top rules:       942100 (12), 941100 (5)");
+  });
+
+  it("PagerDuty pages it as critical, class campaign, with its figures", () => {
+    const ev = pagerDutyEvent(alertNotification(campaign), "RK", "waf");
+    expect(ev.dedup_key).toBe("waf-campaign:203.0.113.9:1700000100");
+    expect(ev.payload).toMatchObject({
+      severity: "critical",
+      class: "campaign",
+      group: "203.0.113.9",
+      summary:
+        "Critical WAF campaign: 25 events (20 blocked) from 203.0.113.9 in 5 min: sqli, xss, rce; top rules 942100 ×12, 941100 ×5",
+      custom_details: { kind: "campaign", events: 25, blocked: 20, window_seconds: 300 },
+    });
+  });
+
+  it("the webhook sends the campaign alert whole", () => {
+    expect(webhookBody(alertNotification(campaign))).toEqual({
+      type: "alert",
+      id: campaign.tx_id,
+      alert: campaign,
+    });
+  });
 });

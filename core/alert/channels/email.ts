@@ -5,18 +5,36 @@
  * SES has no idempotency token, so a call that timed out is not retried (the mail may have
  * gone); throttling and 5xx answers are. The client is built by the caller with
  * `maxAttempts: 1`: retries are ours, under our deadline.
+ *
+ * The subject is one line of at most {@link EMAIL_LIMITS}`.subject` characters (a CR/LF in it
+ * would forge headers); every body line that can come from the request is one line and bounded,
+ * so the body stays within {@link EMAIL_LIMITS}`.bodyBytes`.
  */
 import { SendEmailCommand } from "@aws-sdk/client-sesv2";
+import { isCampaignAlert } from "../campaign.ts";
 import type { AttemptResult } from "../delivery.ts";
 import {
   headline,
+  humanDuration,
   isoTime,
   type Notification,
-  oneLine,
   summaryText,
-  truncate,
 } from "../notification.ts";
+import { oneLine, truncate } from "../text.ts";
 import type { Channel } from "./channel.ts";
+
+export const EMAIL_LIMITS = {
+  /** Characters of the subject. */
+  subject: 200,
+  /** Characters of one body line built from request text. */
+  line: 2100,
+  /** UTF-8 bytes of the whole body. */
+  bodyBytes: 16 * 1024,
+} as const;
+
+/** One body line of request text: one line, bounded. */
+const line = (text: string): string => truncate(oneLine(text), EMAIL_LIMITS.line);
+const subject = (text: string): string => truncate(oneLine(text), EMAIL_LIMITS.subject);
 
 /** The slice of `SESv2Client` this channel uses (a hand-written fake in unit tests). */
 export interface SesSender {
@@ -31,35 +49,51 @@ export function emailContent(n: Notification): { subject: string; text: string }
   if (n.kind === "summary") {
     const s = n.summary;
     return {
-      subject: truncate(`[WAF] ${headline(n).replace(/^WAF /, "")}`, 200),
+      subject: subject(`[WAF] ${headline(n).replace(/^WAF /, "")}`),
       text: [
-        `WAF alerts throttled: ${summaryText(s)}.`,
+        line(`WAF alerts throttled: ${summaryText(s)}.`),
         "",
-        `Client IP:       ${s.clientIp}`,
-        `Category:        ${s.category}`,
+        line(`Client IP:       ${s.clientIp}`),
+        line(`Category:        ${s.category}`),
         `Not notified:    ${s.suppressed}`,
         `Window start:    ${isoTime(s.windowStart, "ms")}`,
-        `First alert:     ${oneLine(s.firstTxId)}`,
+        line(`First alert:     ${s.firstTxId}`),
         "",
         "Every alert is in the Redis alert list (waf alerts).",
       ].join("\n"),
     };
   }
   const a = n.alert;
-  const lines = [
-    `${headline(n)}`,
-    "",
-    `Level:           ${a.severity_level}`,
-    `Severity:        ${a.severity} (anomaly score ${a.anomaly_score})`,
-    `Client IP:       ${oneLine(a.client_ip)}`,
-    `Rule:            ${oneLine(a.rule_id)} (${oneLine(a.categories.join(", ") || "none")})`,
-    `Request:         ${oneLine(`${a.method} ${truncate(a.uri, 2000)}`.trim())}`,
-    `tx_id:           ${oneLine(a.tx_id)}`,
-    `Time:            ${isoTime(a.timestamp)}`,
-  ];
-  if (n.previous) lines.push("", `Previous window: ${summaryText(n.previous)}.`);
+  const lines = isCampaignAlert(a)
+    ? [
+        line(headline(n)),
+        "",
+        "A campaign: one client's events in one window, beyond any single request.",
+        `Events:          ${a.events} (${a.blocked} blocked by the firewall)`,
+        `Window:          ${isoTime(a.window_start)}, ${humanDuration(a.window_seconds)}`,
+        line(`Client IP:       ${a.client_ip}`),
+        line(`Categories:      ${a.categories.join(", ") || "none"}`),
+        line(
+          `Top rules:       ${a.top_rules.map((r) => `${r.rule_id} (${r.events})`).join(", ") || "none"}`,
+        ),
+        `Highest severity: ${a.severity} (anomaly score ${a.anomaly_score})`,
+        line(`tx_id:           ${a.tx_id}`),
+      ]
+    : [
+        line(headline(n)),
+        "",
+        line(`Level:           ${a.severity_level}`),
+        `Severity:        ${a.severity} (anomaly score ${a.anomaly_score})`,
+        line(`Client IP:       ${a.client_ip}`),
+        line(`Rule:            ${a.rule_id} (${a.categories.join(", ") || "none"})`),
+        line(`Request:         ${`${a.method} ${a.uri}`.trim()}`),
+        line(`tx_id:           ${a.tx_id}`),
+        `Time:            ${isoTime(a.timestamp)}`,
+      ];
+  if (n.previous) lines.push("", line(`Previous window: ${summaryText(n.previous)}.`));
+  const level = isCampaignAlert(a) ? "critical campaign" : a.severity_level;
   return {
-    subject: truncate(`[WAF ${a.severity_level}] ${headline(n)}`, 200),
+    subject: subject(`[WAF ${level}] ${headline(n)}`),
     text: lines.join("\n"),
   };
 }

@@ -3,7 +3,9 @@
  *
  * Headers:
  * - `X-WAF-Event`: `alert` or `summary`;
- * - `X-WAF-Delivery`: the notification id (the tx_id for an alert), identical across retries;
+ * - `X-WAF-Delivery`: the SHA-256 (hex) of the whole notification id (the tx_id for an alert),
+ *   identical across retries, distinct for distinct ids however long, and always a plain header
+ *   value whatever the id holds (issue 12 rows 4 and 10);
  * - `X-WAF-Timestamp`: unix seconds of this attempt;
  * - `X-WAF-Signature: sha256=<hex>` (when a secret is set): HMAC-SHA256 over
  *   `<timestamp>.<raw body>` with the secret. Receivers recompute it, compare in constant
@@ -12,7 +14,7 @@
  * A timeout is retried: receivers deduplicate on `X-WAF-Delivery` (documented contract), so
  * the channel counts as idempotent.
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { type AttemptResult, type FetchFn, httpPost } from "../delivery.ts";
 import { type Notification, summaryText } from "../notification.ts";
 import type { Channel } from "./channel.ts";
@@ -57,9 +59,13 @@ export function signWebhook(secret: string, timestamp: number, rawBody: string):
   return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${rawBody}`).digest("hex")}`;
 }
 
-/** Header values must be visible ASCII: anything else in an id is percent-encoded. */
-function headerSafe(value: string): string {
-  return /^[\x21-\x7e]{1,512}$/.test(value) ? value : encodeURIComponent(value).slice(0, 512);
+/**
+ * The `X-WAF-Delivery` value of a notification id: hex SHA-256 of its UTF-8 bytes (ids are
+ * well-formed: core/alert/text.ts).
+ * @example webhookDeliveryId("tx-1") // "5d1b…" (64 hex digits)
+ */
+export function webhookDeliveryId(id: string): string {
+  return createHash("sha256").update(id, "utf8").digest("hex");
 }
 
 export class WebhookChannel implements Channel {
@@ -96,7 +102,7 @@ export class WebhookChannel implements Channel {
       "content-type": "application/json",
       "user-agent": "waf-event-processor",
       "x-waf-event": n.kind,
-      "x-waf-delivery": headerSafe(n.id),
+      "x-waf-delivery": webhookDeliveryId(n.id),
       "x-waf-timestamp": String(timestamp),
     };
     if (this.opts.secret)
