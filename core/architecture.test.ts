@@ -28,6 +28,7 @@ const PURE_ROOTS = [
   "core/alert/alert-queue.ts",
   "core/alert/notification.ts",
   "core/alert/campaign.ts",
+  "core/alert/keys.ts",
   "core/metrics/point.ts",
   "core/metrics/line-protocol.ts",
   "core/stream/policy.ts",

@@ -7,7 +7,7 @@ import type { CampaignSettings } from "./alert/campaign.ts";
 import type { Config } from "./config.ts";
 import { normalise } from "./event/normalise.ts";
 import type { WafEvent } from "./event/types.ts";
-import { type IpAs, toPointLine } from "./metrics/point.ts";
+import { type IpAs, SINGLE_STREAM, type StreamPosition, toPointLine } from "./metrics/point.ts";
 import type { PrivacyConfig } from "./privacy/privacy.ts";
 import { type MaliciousSource, Reputation } from "./scoring/reputation.ts";
 import { DEFAULT_SCORING, type Score, type ScoringConfig, scoreEvent } from "./scoring/score.ts";
@@ -21,6 +21,8 @@ export interface ScorerSettings {
   campaigns: CampaignSettings;
   /** `INFLUX_IP_AS`: the client address as a tag (default) or as a field beside `client_net`. */
   ipAs?: IpAs;
+  /** `STREAM_SHARDS`: entry IDs are unique per shard only, which times the point. */
+  shards?: number;
 }
 
 export type ScoredRecord =
@@ -51,9 +53,10 @@ export function outputsOf(
   streamId: string | undefined,
   privacy: PrivacyConfig,
   ipAs: IpAs = "tag",
+  shard: StreamPosition = SINGLE_STREAM,
 ): RecordOutputs {
   return {
-    line: toPointLine(scored.event, scored.score, streamId, privacy, ipAs),
+    line: toPointLine(scored.event, scored.score, streamId, privacy, ipAs, shard),
     alert: scored.score.alert ? toAlert(scored.event, scored.score, streamId, privacy) : undefined,
   };
 }
@@ -82,5 +85,6 @@ export function scorerSettingsFrom(
     privacy: { ipMasking: config.IP_MASKING, ipHashKey: config.IP_HASH_KEY },
     campaigns: { windowSeconds: config.CAMPAIGN_WINDOW_S, minEvents: config.CAMPAIGN_MIN_EVENTS },
     ipAs: config.INFLUX_IP_AS,
+    shards: config.STREAM_SHARDS,
   };
 }

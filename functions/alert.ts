@@ -10,6 +10,7 @@
  * back the others: they are listed and notified, then the invocation fails (Lambda keeps the
  * payload for its on-failure destination; its retries find the others done).
  */
+
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -24,6 +25,7 @@ import { alertKeys } from "../core/alert/keys.ts";
 import { notifiersFromConfig } from "../core/alert/notifiers.ts";
 import type { AlertStore, Notifier, OffenderTracker } from "../core/alert/ports.ts";
 import type { Config } from "../core/config.ts";
+import { isCluster } from "../core/lib/redis.ts";
 import { RepeatOffenders } from "../core/reputation/offenders.ts";
 import { type AlertResult, handleAlerts } from "../core/use-cases/handle-alerts.ts";
 import { createMetrics } from "./shared/metrics.ts";
@@ -115,7 +117,7 @@ export async function liveDeps(config?: Config): Promise<AlertDeps> {
   const logger = createLogger("waf-alerter", c.LOG_LEVEL);
   const redis = openRedis(c.REDIS_URL, await redisMode(c), {}, logger);
   const metrics = createMetrics("waf-alerter");
-  const keys = alertKeys(c.ALERT_LIST_KEY, c.REPUTATION_SET_KEY);
+  const keys = alertKeys(c.ALERT_LIST_KEY, c.REPUTATION_SET_KEY, { cluster: isCluster(redis) });
   return {
     list: new AlertList(redis, {
       listKey: c.ALERT_LIST_KEY,

@@ -12,7 +12,9 @@ import type { Context } from "aws-lambda";
 import { z } from "zod";
 import type { AlertQueue } from "../core/alert/alert-queue.ts";
 import { CampaignStore } from "../core/alert/campaign-store.ts";
+import { alertKeys } from "../core/alert/keys.ts";
 import type { Config } from "../core/config.ts";
+import { isCluster } from "../core/lib/redis.ts";
 import { emptyTally, LevelCounts } from "../core/metrics/level-counts.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
 import { maskIp } from "../core/privacy/privacy.ts";
@@ -58,6 +60,7 @@ const requestSchema = z.object({
       data: z.string(),
       deliveryCount: z.number().int().nonnegative(),
       originId: z.string().optional(),
+      shard: z.number().int().min(0).max(63).optional(),
     }),
   ),
 });
@@ -142,7 +145,8 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
     logger.warn("ALERT_FUNCTION is not set: critical events cannot be alerted");
   // Threat-intelligence set and repeat offenders: opt-in, held in memory, reloaded in the background.
   const redis = openRedis(c.REDIS_URL, await redisMode(c), {}, logger);
-  const reputation = reputationCacheOptions(c);
+  const cluster = isCluster(redis);
+  const reputation = reputationCacheOptions(c, { cluster });
   const sources = reputation ? [new ReputationCache(redis, { ...reputation, logger })] : [];
   await Promise.all(sources.map((s) => s.start()));
   return {
@@ -158,7 +162,7 @@ export async function liveDeps(config?: Config): Promise<ScoreDeps> {
     campaigns:
       c.CAMPAIGN_MIN_EVENTS > 0
         ? new CampaignStore(redis, {
-            prefix: `${c.ALERT_LIST_KEY}:campaign`,
+            prefix: alertKeys(c.ALERT_LIST_KEY, undefined, { cluster }).campaignPrefix,
             settings: { windowSeconds: c.CAMPAIGN_WINDOW_S, minEvents: c.CAMPAIGN_MIN_EVENTS },
           })
         : undefined,

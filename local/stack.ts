@@ -87,7 +87,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   mkdirSync(opts.logDir, { recursive: true });
   const services: Stack["services"] = {};
   const influxApi = opts.influxApi ?? (opts.env?.INFLUXDB_API as "v1" | "v2" | undefined) ?? "v2";
-  const bucket = opts.env?.INFLUXDB_BUCKET ?? "waf-realtime";
+  // The bucket (database on 1.x) as the caller or the environment names it (npm start passes it
+  // through the environment).
+  const bucket = opts.env?.INFLUXDB_BUCKET ?? (process.env.INFLUXDB_BUCKET || "waf-realtime");
   let redisUrl = opts.redisUrl;
   let influxUrl = opts.influxUrl;
   try {

@@ -7,7 +7,7 @@
  * progress (throttle.ts): channels record there which of them finished, so a retry after a
  * crash notifies exactly the channels that did not (issue 12 row 12). Keys: core/alert/keys.ts.
  */
-import type { RedisClient } from "../lib/redis.ts";
+import { isCluster, type RedisClient } from "../lib/redis.ts";
 import type { Alert } from "./alert.ts";
 import { type AlertKeys, alertKeys } from "./keys.ts";
 import type { PushResult } from "./ports.ts";
@@ -54,7 +54,7 @@ export class AlertList {
     private readonly redis: RedisClient,
     private readonly opts: AlertListOptions,
   ) {
-    this.keys = alertKeys(opts.listKey);
+    this.keys = alertKeys(opts.listKey, undefined, { cluster: isCluster(redis) });
     redis.defineCommand("wafPushAlert", { numberOfKeys: 3, lua: PUSH_SCRIPT });
   }
 

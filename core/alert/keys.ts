@@ -71,9 +71,10 @@ export function offendersKey(reputationSetKey: string | undefined): string {
 }
 
 /**
- * One client's campaign window under `prefix` ({@link AlertKeys.campaignPrefix}). The braces
- * give each window a Redis Cluster slot of its own (one key per script call); a tag in the
- * prefix, which comes first, would take precedence.
+ * One client's campaign window under `prefix` ({@link AlertKeys.campaignPrefix}). On a single
+ * node the braces are inert; on a cluster the prefix's own tag (`{<ALERT_LIST_KEY>}`), which
+ * comes first, takes precedence, so every window shares the list's slot (the store pipelines
+ * several windows at once, and a cluster pipeline must not span slots).
  */
 export function campaignKey(prefix: string, clientKey: string, windowStart: number): string {
   return `${prefix}:{${keyPart(clientKey, { colon: true })}:${windowStart}}`;
@@ -89,22 +90,30 @@ export function offenderWindowKey(offenders: string, entry: string): string {
  * offenders' set).
  * @example alertKeys("waf-alerts").seen("tx-1") // "waf-alerts:seen:tx-1"
  */
-export function alertKeys(alertListKey: string, reputationSetKey?: string): AlertKeys {
+export function alertKeys(
+  alertListKey: string,
+  reputationSetKey?: string,
+  opts: { cluster?: boolean } = {},
+): AlertKeys {
   const list = alertListKey;
-  const offenders = offendersKey(reputationSetKey);
-  const campaignPrefix = `${list}:campaign`;
+  // On a cluster every key but the list carries the list's name as its hash tag: the list
+  // (hashed whole, no braces) and `{list}:…` land in one slot, so the scripts and pipelines
+  // that touch several of them work. A single node keeps every name as it always was.
+  const base = opts.cluster ? `{${list}}` : list;
+  const offenders = opts.cluster ? `${base}:offenders` : offendersKey(reputationSetKey);
+  const campaignPrefix = `${base}:campaign`;
   return {
     list,
     // A tx_id is the last part, so it may hold colons (campaign ids do).
-    seen: (txId) => `${list}:seen:${keyPart(txId, { colon: true })}`,
-    progress: (txId) => `${list}:notified:${keyPart(txId, { colon: true })}`,
+    seen: (txId) => `${base}:seen:${keyPart(txId, { colon: true })}`,
+    progress: (txId) => `${base}:notified:${keyPart(txId, { colon: true })}`,
     // The client (an address, a /64, a hash) is the last part: IPv6 colons stay.
     throttle: (channel, category, client) =>
-      `${list}:throttle:${channel}:${keyPart(category)}:${keyPart(client, { colon: true })}`,
-    throttleDue: (channel) => `${list}:throttle:${channel}:due`,
-    rate: (channel) => `${list}:rate:${channel}`,
-    held: (channel) => `${list}:rate:${channel}:held`,
-    stats: (minute) => `${list}:stats:${minute}`,
+      `${base}:throttle:${channel}:${keyPart(category)}:${keyPart(client, { colon: true })}`,
+    throttleDue: (channel) => `${base}:throttle:${channel}:due`,
+    rate: (channel) => `${base}:rate:${channel}`,
+    held: (channel) => `${base}:rate:${channel}:held`,
+    stats: (minute) => `${base}:stats:${minute}`,
     campaignPrefix,
     campaign: (clientKey, windowStart) => campaignKey(campaignPrefix, clientKey, windowStart),
     offenders,

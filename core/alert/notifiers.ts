@@ -5,7 +5,7 @@
 
 import type { Config } from "../config.ts";
 import type { Logger } from "../lib/logger.ts";
-import type { RedisClient } from "../lib/redis.ts";
+import { isCluster, type RedisClient } from "../lib/redis.ts";
 import type { Channel } from "./channels/channel.ts";
 import { EmailChannel, type SesSender } from "./channels/email.ts";
 import { PagerDutyChannel } from "./channels/pagerduty.ts";
@@ -110,7 +110,7 @@ export function notifiersFromConfig(
   },
 ): ChannelNotifier[] {
   const throttle = new NotificationThrottle(deps.redis, {
-    keys: alertKeys(c.ALERT_LIST_KEY),
+    keys: alertKeys(c.ALERT_LIST_KEY, undefined, { cluster: isCluster(deps.redis) }),
     windowSeconds: c.ALERT_THROTTLE_S,
     ratePerMinute: c.ALERT_CHANNEL_RATE_PER_MIN,
     leaseMs: c.NOTIFY_DEADLINE_MS + (deps.leaseMarginMs ?? LEASE_MARGIN_MS),

@@ -7,7 +7,7 @@
  * `critical`, `high`, `medium`, `low`; it expires two hours after its minute.
  */
 import { type AlertKeys, alertKeys } from "../alert/keys.ts";
-import type { RedisClient } from "../lib/redis.ts";
+import { isCluster, type RedisClient } from "../lib/redis.ts";
 import type { SeverityLevel } from "../scoring/score.ts";
 
 export const LEVELS: readonly SeverityLevel[] = ["critical", "high", "medium", "low"];
@@ -35,7 +35,7 @@ export class LevelCounts {
     private readonly redis: RedisClient,
     alertListKey: string,
   ) {
-    this.keys = alertKeys(alertListKey);
+    this.keys = alertKeys(alertListKey, undefined, { cluster: isCluster(redis) });
   }
 
   private key(minute: number): string {

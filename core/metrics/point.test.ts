@@ -155,3 +155,20 @@ describe("line protocol", () => {
     );
   });
 });
+
+describe("sharded streams", () => {
+  it("time two events with the same entry ID in different shards apart, and each the same way again", () => {
+    // Entry IDs are unique within a shard's stream only; envelopes have no time of their own.
+    const e = parse(envelope({ id: "tx-same", anomaly: 5 }));
+    const times = Array.from({ length: 64 }, (_, index) =>
+      pointTimeNs(e, "1700000000123-7", { index, shards: 64 }),
+    );
+    expect(new Set(times).size).toBe(64);
+    expect(pointTimeNs(e, "1700000000123-7", { index: 5, shards: 64 })).toBe(times[5]);
+    for (const t of times) expect(t / 1_000_000n).toBe(1700000000123n);
+    // One shard keeps the timestamps every point had before sharding existed.
+    expect(pointTimeNs(e, "1700000000123-7", { index: 0, shards: 1 })).toBe(
+      pointTimeNs(e, "1700000000123-7"),
+    );
+  });
+});

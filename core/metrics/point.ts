@@ -38,8 +38,15 @@ export function hash53(text: string): number {
  *   distinct timestamps unless their IDs collide in ~30 bits (1e9 slots).
  * - Without one (the envelope): the stream entry's time, `ms·1e6 + (seq mod 1000)·1e3 +
  *   hash(tx_id) mod 1e3`, so entries of one millisecond never collide (below 1000 per ms).
+ *   With sharded streams an entry ID is unique only within its shard, so the shard takes part:
+ *   `ms·1e6 + (seq mod 100)·1e4 + shard·150 + hash(tx_id) mod 150` (64 shards at most), and
+ *   two shards' entries of one millisecond never collide either (below 100 per ms and shard).
  */
-export function pointTimeNs(event: WafEvent, streamId: string | undefined): bigint {
+export function pointTimeNs(
+  event: WafEvent,
+  streamId: string | undefined,
+  shard: StreamPosition = SINGLE_STREAM,
+): bigint {
   const h = BigInt(hash53(event.txId));
   if (event.timeNs !== undefined) {
     const p = event.timePrecisionNs;
@@ -47,8 +54,17 @@ export function pointTimeNs(event: WafEvent, streamId: string | undefined): bigi
   }
   const sid = streamId === undefined ? undefined : parseStreamId(streamId);
   if (!sid) throw new Error("an event without its own time needs its stream entry ID");
-  return sid.ms * 1_000_000n + (sid.seq % 1000n) * 1000n + (h % 1000n);
+  if (shard.shards <= 1) return sid.ms * 1_000_000n + (sid.seq % 1000n) * 1000n + (h % 1000n);
+  return sid.ms * 1_000_000n + (sid.seq % 100n) * 10_000n + BigInt(shard.index) * 150n + (h % 150n);
 }
+
+/** Which shard of how many a stream entry came from (its ID is unique only within it). */
+export interface StreamPosition {
+  index: number;
+  shards: number;
+}
+
+export const SINGLE_STREAM: StreamPosition = { index: 0, shards: 1 };
 
 /** Unix seconds of the event (its own time, else its stream entry's). */
 export function eventUnixSeconds(event: WafEvent, streamId: string | undefined): number {
@@ -84,6 +100,7 @@ export function toPoint(
   streamId: string | undefined,
   privacy: PrivacyConfig,
   ipAs: IpAs = "tag",
+  shard: StreamPosition = SINGLE_STREAM,
 ): PointParts {
   const ip = maskIp(event.clientIp, privacy);
   const numbers: PointParts["fields"] = [
@@ -100,7 +117,7 @@ export function toPoint(
         ["severity_level", score.level],
       ],
       fields: [...numbers, ["client_ip", { str: ip }]],
-      timeNs: pointTimeNs(event, streamId),
+      timeNs: pointTimeNs(event, streamId, shard),
     };
   }
   return {
@@ -111,7 +128,7 @@ export function toPoint(
       ["severity_level", score.level],
     ],
     fields: numbers,
-    timeNs: pointTimeNs(event, streamId),
+    timeNs: pointTimeNs(event, streamId, shard),
   };
 }
 
@@ -122,6 +139,7 @@ export function toPointLine(
   streamId: string | undefined,
   privacy: PrivacyConfig,
   ipAs: IpAs = "tag",
+  shard: StreamPosition = SINGLE_STREAM,
 ): string {
-  return lineOf(toPoint(event, score, streamId, privacy, ipAs));
+  return lineOf(toPoint(event, score, streamId, privacy, ipAs, shard));
 }

@@ -11,6 +11,7 @@
  * minus the entries that expired meanwhile.
  */
 
+import { alertKeys } from "../alert/keys.ts";
 import type { Config } from "../config.ts";
 import { formatIp, IpSet, type ParsedIp } from "../event/ip.ts";
 import { fieldMap } from "../lib/fields.ts";
@@ -18,7 +19,6 @@ import type { Logger } from "../lib/logger.ts";
 import type { RedisClient } from "../lib/redis.ts";
 import { maskIp } from "../privacy/privacy.ts";
 import type { MaliciousSource } from "../scoring/reputation.ts";
-import { offendersKey } from "./offenders.ts";
 
 export interface ReputationCacheOptions {
   /** `REPUTATION_SET_KEY`: the feeds' sorted set (or plain set). */
@@ -50,14 +50,22 @@ interface Entry {
 export function reputationCacheOptions(
   c: Pick<
     Config,
-    "REPUTATION_SET_KEY" | "REPEAT_OFFENDER_THRESHOLD" | "REPUTATION_REFRESH_S" | "IP_HASH_KEY"
+    | "REPUTATION_SET_KEY"
+    | "REPEAT_OFFENDER_THRESHOLD"
+    | "REPUTATION_REFRESH_S"
+    | "IP_HASH_KEY"
+    | "ALERT_LIST_KEY"
   >,
+  opts: { cluster?: boolean } = {},
 ): ReputationCacheOptions | undefined {
   const offenders = c.REPEAT_OFFENDER_THRESHOLD > 0;
   if (!c.REPUTATION_SET_KEY && !offenders) return undefined;
   return {
     feedKey: c.REPUTATION_SET_KEY,
-    offendersKey: offenders ? offendersKey(c.REPUTATION_SET_KEY) : undefined,
+    // Where the alert function keeps them (core/alert/keys.ts).
+    offendersKey: offenders
+      ? alertKeys(c.ALERT_LIST_KEY, c.REPUTATION_SET_KEY, opts).offenders
+      : undefined,
     refreshMs: c.REPUTATION_REFRESH_S * 1000,
     ipHashKey: c.IP_HASH_KEY,
   };

@@ -17,6 +17,12 @@ export interface StreamRecord {
    * rewrites its own point instead of adding a second one.
    */
   originId?: string;
+  /**
+   * The shard of the stream it came from (`STREAM_SHARDS` > 1; absent means 0): an entry ID is
+   * unique within its shard only, so the point of an event without a time of its own is timed
+   * by both.
+   */
+  shard?: number;
 }
 
 export interface ScoreRequest {

@@ -56,6 +56,8 @@ export interface ReaderOptions {
   consumerReapIdleMs?: number;
   clock?: Clock;
   random?: () => number;
+  /** This reader's shard of the stream (`STREAM_SHARDS` > 1); passed on with every record. */
+  shard?: number;
   /**
    * Dispatch slots shared with the readers of the other shards (one limiter of `maxInFlight`
    * for the whole process); default: this reader's own.
@@ -105,7 +107,8 @@ function errorMessage(err: unknown): string {
 }
 
 export class StreamReader {
-  private readonly o: Required<Omit<ReaderOptions, "clock" | "random" | "slots">>;
+  private readonly o: Required<Omit<ReaderOptions, "clock" | "random" | "slots" | "shard">>;
+  private readonly shard: number;
   private readonly clock: Clock;
   private readonly policy: DeliveryPolicy<Held>;
   private readonly slots: Limiter;
@@ -138,6 +141,7 @@ export class StreamReader {
       ...opts,
     } as StreamReader["o"];
     this.clock = opts.clock ?? systemClock;
+    this.shard = opts.shard ?? 0;
     this.policy = new DeliveryPolicy<Held>(
       {
         maxRetries: this.o.maxRetries,
@@ -438,7 +442,7 @@ export class StreamReader {
         );
         continue;
       }
-      const part = JSON.stringify(toRecord(e));
+      const part = JSON.stringify(toRecord(e, this.shard));
       const size = Buffer.byteLength(part) + 1;
       if (current.entries.length > 0 && bytes + size > this.o.maxBatchBytes) {
         batches.push(current);
@@ -476,7 +480,10 @@ export class StreamReader {
       this.stats_.invocations++;
       let response: ScoreResponse;
       try {
-        response = await this.o.invoker.invoke(body, entries.map(toRecord));
+        response = await this.o.invoker.invoke(
+          body,
+          entries.map((e) => toRecord(e, this.shard)),
+        );
       } catch (err) {
         this.stats_.invocationErrors++;
         await this.apply(this.onInvocationError(entries, err));
@@ -576,8 +583,9 @@ export class StreamReader {
   }
 }
 
-function toRecord(e: Held): StreamRecord {
+function toRecord(e: Held, shard: number): StreamRecord {
   const r: StreamRecord = { id: e.id, data: e.data as string, deliveryCount: e.deliveryCount };
   if (e.originId !== undefined) r.originId = e.originId;
+  if (shard > 0) r.shard = shard;
   return r;
 }

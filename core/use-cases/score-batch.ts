@@ -84,7 +84,10 @@ export async function scoreBatch(
     // A redriven record keeps the time key of the entry it first arrived as (its own point).
     const timeKey =
       record.originId !== undefined && parseStreamId(record.originId) ? record.originId : record.id;
-    const { line, alert } = outputsOf(scored, timeKey, settings.privacy, settings.ipAs);
+    const { line, alert } = outputsOf(scored, timeKey, settings.privacy, settings.ipAs, {
+      index: record.shard ?? 0,
+      shards: settings.shards ?? 1,
+    });
     lines.push({ key: record.id, line });
     if (alert) alerts.push({ ids: [record.id], alert });
     const campaignEvent = campaignEventOf(scored.event, scored.score);

@@ -85,6 +85,7 @@ async function main(): Promise<void> {
         maxRetries: config.MAX_RETRIES,
         maxRecordBytes: config.MAX_RECORD_BYTES,
         dlqKey: shard.dlq,
+        shard: shard.index,
         dlqMaxLen: config.DLQ_MAXLEN,
         claimIdleMs: config.CLAIM_IDLE_MS,
       }),
