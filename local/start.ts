@@ -99,6 +99,28 @@ async function main(): Promise<void> {
     args.has("--waf") || demo
       ? await startLocalWaf({ redisUrl: stack.redisUrl, env: stack.env, logDir, demo })
       : undefined;
+  // Ctrl-C works from the moment the summary below says it does.
+  let tail: ReturnType<typeof spawn> | undefined;
+  let summary: ReturnType<typeof setInterval> | undefined;
+  let stopping = false;
+  const tty = process.stdout.isTTY && !showLogs;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(summary);
+    if (tty) process.stdout.write("\n");
+    console.log(`waf: ${signal}: draining the reader and stopping…`);
+    tail?.kill();
+    // The WAF and its shipper first: what they wrote reaches the stream while the reader reads.
+    await localWaf?.stop();
+    await view.close();
+    await redis.quit().catch(() => undefined);
+    await stack.stop();
+    console.log("waf: stopped.");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
   console.log(
     [
       ...(localWaf ? [localWaf.summary] : []),
@@ -115,7 +137,6 @@ async function main(): Promise<void> {
     ].join("\n"),
   );
 
-  let tail: ReturnType<typeof spawn> | undefined;
   if (showLogs) {
     tail = spawn(
       "tail",
@@ -129,8 +150,7 @@ async function main(): Promise<void> {
   const status = () => shardedStatus(redis, names);
   let last = await status();
   let lastAt = Date.now();
-  const tty = process.stdout.isTTY && !showLogs;
-  const summary = setInterval(
+  summary = setInterval(
     async () => {
       try {
         const now = Date.now();
@@ -153,22 +173,6 @@ async function main(): Promise<void> {
     tty ? 1000 : 5000,
   );
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(summary);
-    if (tty) process.stdout.write("\n");
-    console.log(`waf: ${signal}: draining the reader and stopping…`);
-    tail?.kill();
-    await view.close();
-    await redis.quit().catch(() => undefined);
-    await stack.stop();
-    console.log("waf: stopped.");
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
 }
 
 main().catch((err: unknown) => {

@@ -6,7 +6,7 @@
  * rewritten point, so a count is exact), one alert per critical record, one dead-letter entry
  * per invalid record, nothing pending.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -103,7 +103,15 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
   let influx: RunningService | undefined;
   let stack: Stack | undefined;
   const clients: RedisClient[] = [];
+  /** `npm start` groups still running when a test ends early (a failed wait): killed here. */
+  const groups: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
   afterEach(async () => {
+    for (const g of groups.splice(0)) {
+      if (g.child.exitCode === null && g.child.signalCode === null) {
+        process.kill(-(g.child.pid as number), "SIGKILL");
+        await g.exited;
+      }
+    }
     for (const c of clients.splice(0)) c.disconnect();
     await stack?.stop();
     stack = undefined;
@@ -195,6 +203,7 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
         out += c.toString();
       });
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      groups.push({ child, exited });
       return { child, exited, output: () => out };
     };
     const first = npmStart();
