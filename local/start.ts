@@ -172,7 +172,6 @@ async function main(): Promise<void> {
     },
     tty ? 1000 : 5000,
   );
-
 }
 
 main().catch((err: unknown) => {
