@@ -1,0 +1,12 @@
+/**
+ * Owns: X-Ray active tracing of the functions (the Lambda `tracingConfig` SST has no argument
+ * for, set through each Function's `transform`) and the two permissions it needs.
+ * Lambda's default sampling applies: the first invocation each second and 5% of the rest; with
+ * batches of 80 records, about one trace per 1,600 records (its cost: infra/capacity.ts).
+ * Same on every stage.
+ */
+export const activeTracing = { tracingConfig: { mode: "Active" } };
+
+export const tracingPermissions = [
+  { actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources: ["*"] },
+];
