@@ -71,6 +71,11 @@ export interface StageConfig {
   logRetention: LogRetention;
   /** reference §4 privacy; `hash` makes the `IpHashKey` secret mandatory. */
   ipMasking: "off" | "truncate" | "hash";
+  /**
+   * X-Ray active tracing of the functions. Lambda samples the first invocation each second and
+   * 5% of the rest: at high rates that costs about a third of Lambda itself (infra/capacity.ts).
+   */
+  tracing: boolean;
   network: {
     /**
      * Availability zones of the stage's VPC. Each AZ gets its own NAT, and each NAT one Elastic
@@ -257,6 +262,7 @@ const BASE: Omit<StageConfig, "stage"> = {
   logLevel: "info",
   logRetention: "1 week",
   ipMasking: "off",
+  tracing: true,
   // one AZ, one fck-nat instance: one Elastic IP per non-production stage (see DEFAULT_EIP_QUOTA)
   network: { azs: 1, nat: "ec2", bastion: true },
   redis: {

@@ -3,10 +3,12 @@
  * for, set through each Function's `transform`) and the two permissions it needs.
  * Lambda's default sampling applies: the first invocation each second and 5% of the rest; with
  * batches of 80 records, about one trace per 1,600 records (its cost: infra/capacity.ts).
- * Same on every stage.
+ * Differs by stage: `tracing` in stages.ts (on for every built-in stage).
  */
-export const activeTracing = { tracingConfig: { mode: "Active" } };
+import { settings } from "./settings.ts";
 
-export const tracingPermissions = [
-  { actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources: ["*"] },
-];
+export const activeTracing = settings.tracing ? { tracingConfig: { mode: "Active" } } : {};
+
+export const tracingPermissions = settings.tracing
+  ? [{ actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources: ["*"] }]
+  : [];
