@@ -171,6 +171,10 @@ describe("the stage table", () => {
     expect(resolveStage("alice").reader.waitForDeploy).toBe(false);
   });
 
+  it.each(EVERY_STAGE)("traces %s's functions with X-Ray", (stage) => {
+    expect(resolveStage(stage).tracing).toBe(true);
+  });
+
   it("grades real CRS records with the crs profile on staging and production", () => {
     expect(resolveStage("production").scoring.profile).toBe("crs");
     expect(resolveStage("staging").scoring.profile).toBe("crs");
