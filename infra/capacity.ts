@@ -326,8 +326,12 @@ export function renderScalingSection(
   row("NAT / month", (p) => usd(p.monthlyUsd.nat));
   row("X-Ray / month", (p) => usd(p.monthlyUsd.xray));
   row("**total / month**", (p) => `**${usd(p.monthlyUsd.total)}**`);
+  const limited = plans.filter((p) => p.limits.length > 0);
   lines.push(
-    `| limits to raise | ${plans.map((p) => (p.limits.length > 0 ? p.limits.join("; ") : "—")).join(" | ")} |`,
+    "",
+    limited.length === 0
+      ? "Limits to raise: none at these rates."
+      : `Limits to raise${mark}: ${limited.map((p) => `at ${int(p.recordsPerSecond)} events/s, ${p.limits.join("; ")}`).join("; ")}.`,
   );
   return lines.join("\n");
 }
