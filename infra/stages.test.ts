@@ -131,7 +131,12 @@ describe("the stage table", () => {
     expect(production.stream.shards).toBeGreaterThanOrEqual(redisPrimaries(production));
     // the functions join the VPC to reach it, through a NAT gateway per AZ
     expect(functionsInVpc(production)).toBe(true);
-    expect(production.network).toEqual({ azs: 2, nat: "managed", bastion: false });
+    expect(production.network).toEqual({
+      azs: 2,
+      nat: "managed",
+      bastion: false,
+      producerCidrs: [],
+    });
   });
 
   it("keeps dev on one Redis node (mode detected) and staging in cluster mode like production", () => {
@@ -723,6 +728,21 @@ describe("deploy-time routing and InfluxDB engine", () => {
       // the rest of the section is kept
       consumerLag: 10_000,
     });
+  });
+
+  it("admits the shippers' networks to a managed Redis from WAF_PRODUCER_CIDRS, and only CIDRs", () => {
+    const cfg = resolveStage(
+      "production",
+      overridesFromEnv({ WAF_PRODUCER_CIDRS: "203.0.113.0/24, 10.20.0.0/16" }),
+    );
+    expect(cfg.network.producerCidrs).toEqual(["203.0.113.0/24", "10.20.0.0/16"]);
+    expect(cfg.network.nat).toBe("managed"); // the rest of the section is kept
+    expect(() =>
+      resolveStage("production", overridesFromEnv({ WAF_PRODUCER_CIDRS: "203.0.113.0/33" })),
+    ).toThrow(/network.producerCidrs must be IPv4 CIDRs/);
+    expect(() =>
+      resolveStage("production", overridesFromEnv({ WAF_PRODUCER_CIDRS: "shippers" })),
+    ).toThrow(/got "shippers"/);
   });
 
   it("refuses a half-configured Slack route, a non-https PagerDuty URL and an unknown INFLUX_IP_AS", () => {

@@ -86,6 +86,11 @@ export interface StageConfig {
     nat: "none" | "ec2" | "managed";
     /** A bastion host to reach a managed Redis from a laptop (`sst tunnel`). */
     bastion: boolean;
+    /**
+     * IPv4 CIDRs of the WAF hosts' shippers, reaching a managed Redis over peering, Transit
+     * Gateway or VPN: the VPC's security group admits them on 6379 (`WAF_PRODUCER_CIDRS`).
+     */
+    producerCidrs: string[];
   };
   /** `managed`: ElastiCache in the VPC; `external`: the `RedisUrl` secret. */
   redis: RedisSettings;
@@ -264,7 +269,7 @@ const BASE: Omit<StageConfig, "stage"> = {
   ipMasking: "off",
   tracing: true,
   // one AZ, one fck-nat instance: one Elastic IP per non-production stage (see DEFAULT_EIP_QUOTA)
-  network: { azs: 1, nat: "ec2", bastion: true },
+  network: { azs: 1, nat: "ec2", bastion: true, producerCidrs: [] },
   redis: {
     mode: "managed",
     instance: "t4g.micro",
@@ -408,7 +413,7 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
     protect: true,
     logRetention: "3 months",
     // managed NAT gateways, one per AZ: the functions join the VPC to reach Redis
-    network: { azs: 2, nat: "managed", bastion: false },
+    network: { azs: 2, nat: "managed", bastion: false, producerCidrs: [] },
     redis: {
       mode: "managed",
       instance: "m7g.large",
@@ -552,6 +557,9 @@ export function elasticIps(cfg: StageConfig): number {
   return cfg.network.nat === "none" ? 0 : cfg.network.azs;
 }
 
+const IPV4_CIDR =
+  /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\/(?:3[0-2]|[12]?\d)$/;
+
 const isInt = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
 
 /** The backlog autoscaling: it must react before the lag alarm pages and must not flap. */
@@ -607,6 +615,17 @@ function redisProblems(cfg: StageConfig): string[] {
   }
   if (!isInt(network.azs, 1, 3)) {
     problems.push(`network.azs must be 1, 2 or 3, got ${network.azs}`);
+  }
+  for (const cidr of network.producerCidrs) {
+    if (!IPV4_CIDR.test(cidr)) {
+      problems.push(
+        `network.producerCidrs must be IPv4 CIDRs like 203.0.113.0/24 (WAF_PRODUCER_CIDRS), got "${cidr}"`,
+      );
+    } else if (redis.mode !== "managed") {
+      problems.push(
+        `network.producerCidrs (${cidr}) only opens a managed Redis; this stage's Redis is external`,
+      );
+    }
   }
   if (cfg.influx.managed !== false && cfg.influx.managed.multiAz && network.azs < 2) {
     problems.push(
@@ -983,6 +1002,13 @@ export function overridesFromEnv(env: Record<string, string | undefined>): Stage
   }
   const out: StageOverrides = {};
   if (Object.keys(influx).length > 0) out.influx = influx;
+  if (env.WAF_PRODUCER_CIDRS) {
+    out.network = {
+      producerCidrs: env.WAF_PRODUCER_CIDRS.split(",")
+        .map((c) => c.trim())
+        .filter(Boolean),
+    };
+  }
   const alarms: Partial<StageConfig["alarms"]> = {};
   if (env.WAF_ALARM_EMAIL) alarms.email = env.WAF_ALARM_EMAIL;
   if (env.WAF_ALARM_PAGERDUTY_URL) alarms.pagerDutyUrl = env.WAF_ALARM_PAGERDUTY_URL;
