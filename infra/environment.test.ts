@@ -101,9 +101,10 @@ describe("what the application reads (core/config.ts)", () => {
     "POWERTOOLS_METRICS_NAMESPACE",
   ]);
   /**
-   * Passed already, read by the application once the alert-hardening branch (issue 12) lands:
+   * Passed already, read by the application once the alert-hardening branch (issue 12) is in:
    * its schema declares `ALERT_CHANNEL_RATE_PER_MIN: int(60, 0, 100_000)`, which
-   * `validateStage` mirrors. Remove it from here when core/config.ts has it.
+   * `validateStage` mirrors (and the test below then reads it back). Remove it from here when
+   * core/config.ts has it on this branch.
    */
   const PENDING_IN_APP = new Set(["ALERT_CHANNEL_RATE_PER_MIN"]);
   const runtimes = {
@@ -129,6 +130,12 @@ describe("what the application reads (core/config.ts)", () => {
       const config = loadConfig(env);
       expect(config.STREAM_SHARDS, runtime).toBe(cfg.stream.shards);
       expect(config.REDIS_MODE, runtime).toBe(redisModeOf(cfg));
+      // once core/config.ts reads it (alert-hardening), it must read back the stage's value
+      if (runtime === "alerter" && "ALERT_CHANNEL_RATE_PER_MIN" in configSchema.shape) {
+        expect((config as Record<string, unknown>).ALERT_CHANNEL_RATE_PER_MIN).toBe(
+          cfg.notifications.channelRatePerMinute,
+        );
+      }
       if (runtime === "scorer") {
         expect(config).toMatchObject({
           SCORING_PROFILE: cfg.scoring.profile,
