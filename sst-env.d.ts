@@ -39,9 +39,11 @@ declare module "sst" {
       "value": string
     }
     /**
-     * Managed Redis (stages with redis.mode "managed"): TLS is required, so connect to
-     * `rediss://${username}:${password}@${host}:${port}`. Exactly one of Redis / RedisUrl is
-     * linked on a stage: test with `"Redis" in Resource`. Reader, Scorer, Alerter.
+     * Managed Redis (stages with redis.mode "managed": every built-in stage): TLS is required, so
+     * connect to `rediss://${username}:${password}@${host}:${port}`. In cluster mode (staging,
+     * production) `host` is the configuration endpoint and REDIS_MODE=cluster is set. Exactly one
+     * of Redis / RedisUrl is linked on a stage: test with `"Redis" in Resource`. Scorer, Alerter
+     * (and the tick's function); the Reader only under `sst dev` (on AWS it gets REDIS_URL from SSM).
      */
     "Redis": {
       "host": string
@@ -50,7 +52,7 @@ declare module "sst" {
       "type": "sst.aws.Redis"
       "username": string
     }
-    /** External Redis URL (REDIS_URL) on stages with redis.mode "external" (production). Reader, Scorer, Alerter. */
+    /** External Redis URL (REDIS_URL) on stages with redis.mode "external" (none built in). Scorer, Alerter; the Reader gets it from SSM. */
     "RedisUrl": {
       "type": "sst.sst.Secret"
       "value": string

@@ -16,19 +16,22 @@ export default $config({
   },
   async run() {
     await import("./infra/network.ts");
-    const { redis } = await import("./infra/redis.ts");
+    const { redis, redisUrlParameter } = await import("./infra/redis.ts");
     const { influx } = await import("./infra/influx.ts");
     const { alerter, alertFailures } = await import("./infra/alerter.ts");
     const { scorer } = await import("./infra/scorer.ts");
-    const { reader } = await import("./infra/reader.ts");
+    const { readerService } = await import("./infra/reader.ts");
     const { alarmTopic, alarmNames, dashboard } = await import("./infra/monitoring.ts");
 
     return {
       scorer: scorer.name,
       alerter: alerter.name,
-      reader: reader.nodes.service.name,
+      // `sst dev` runs the reader locally: no ECS service then
+      reader: readerService?.serviceName ?? "local (sst dev)",
       alertFailuresQueue: alertFailures.url,
       redis: "host" in redis ? redis.host : "external (RedisUrl secret)",
+      // producers with a path into the VPC read REDIS_URL here (docs/deploy.md)
+      redisUrlParameter: redisUrlParameter.name,
       influxUrl: influx.url,
       alarmTopic: alarmTopic.arn,
       alarms: alarmNames,

@@ -8,7 +8,7 @@
  * {@link METRICS_NAMESPACE} with exactly the dimensions `service` (Powertools adds it from
  * `POWERTOOLS_SERVICE_NAME`) and `stage` (from `STAGE`); the alarms match those two dimensions.
  */
-import { drainSeconds, type StageConfig } from "./stages.ts";
+import { drainSeconds, redisModeOf, type StageConfig } from "./stages.ts";
 
 export const METRICS_NAMESPACE = "WafEventProcessor";
 
@@ -24,6 +24,20 @@ function common(cfg: StageConfig, service: string): Record<string, string> {
     STAGE: cfg.stage,
     POWERTOOLS_SERVICE_NAME: service,
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    ...redisEnvironment(cfg),
+  };
+}
+
+/**
+ * Every runtime opens Redis the same way and names the same stream keys: one `STREAM_SHARDS`
+ * for the reader, the scorer and the alerter, and `REDIS_MODE` when the stage knows its topology
+ * (a managed cluster); otherwise the runtime detects it at start (`INFO cluster`).
+ */
+function redisEnvironment(cfg: StageConfig): Record<string, string> {
+  const mode = redisModeOf(cfg);
+  return {
+    STREAM_SHARDS: String(cfg.stream.shards),
+    ...(mode ? { REDIS_MODE: mode } : {}),
   };
 }
 
@@ -45,7 +59,7 @@ export function readerEnvironment(cfg: StageConfig): Record<string, string> {
     MAX_RECORD_BYTES: String(reader.maxRecordBytes),
     HEALTH_PORT: String(reader.healthPort),
     // how long a SIGTERMed task waits for in-flight invocations: the scorer's timeout + margin,
-    // below ECS's stopTimeout (not in reference §6 yet: the reader reads it once it is configurable)
+    // below ECS's stopTimeout (reference §6)
     DRAIN_TIMEOUT_MS: String(drainSeconds(cfg) * 1000),
   };
 }
@@ -57,9 +71,23 @@ export function scorerEnvironment(cfg: StageConfig): Record<string, string> {
     INFLUXDB_ORG: cfg.influx.org,
     INFLUXDB_BUCKET: cfg.influx.bucket,
     INFLUXDB_API: cfg.influx.api,
+    INFLUX_IP_AS: cfg.influx.ipAs,
     MAX_RECORD_BYTES: String(cfg.reader.maxRecordBytes),
     IP_MASKING: cfg.ipMasking,
+    ...scoringEnvironment(cfg),
     ...threatIntelEnvironment(cfg),
+  };
+}
+
+/** How the scorer grades and when it raises campaign alerts (reference §3). */
+function scoringEnvironment(cfg: StageConfig): Record<string, string> {
+  const s = cfg.scoring;
+  return {
+    SCORING_PROFILE: s.profile,
+    // the variable replaces the whole table: absent, the application keeps its own
+    ...(s.weights ? { SCORING_WEIGHTS: JSON.stringify(s.weights) } : {}),
+    CAMPAIGN_WINDOW_S: String(s.campaignWindowSeconds),
+    CAMPAIGN_MIN_EVENTS: String(s.campaignMinEvents),
   };
 }
 
@@ -82,6 +110,7 @@ export function alerterEnvironment(cfg: StageConfig): Record<string, string> {
     ALERT_LIST_KEY: cfg.stream.alertListKey,
     IP_MASKING: cfg.ipMasking,
     ALERT_THROTTLE_S: String(cfg.notifications.throttleSeconds),
+    ALERT_CHANNEL_RATE_PER_MIN: String(cfg.notifications.channelRatePerMinute),
     PAGERDUTY_MIN_SEVERITY: String(cfg.notifications.pagerDutyMinSeverity),
     SLACK_MIN_SEVERITY: String(cfg.notifications.slackMinSeverity),
     WEBHOOK_MIN_SEVERITY: String(cfg.notifications.webhookMinSeverity),

@@ -1,73 +1,113 @@
 /**
- * Owns: the stage's alarm topic (SNS, optional email subscription), every CloudWatch alarm, and
- * the stage's dashboard. Names: `<app>-<stage>-alarms` (topic), `<app>-<stage>-<Component>-<Check>`
- * (alarms), `<app>-<stage>` (dashboard), e.g. `waf-event-processor-production-Scorer-Throttles`.
+ * Owns: the stage's alarm topic (SNS) and where it routes (email, PagerDuty's CloudWatch
+ * integration over HTTPS, AWS Chatbot to Slack), every paging CloudWatch alarm (`alarms.ts`
+ * defines them), and the stage's dashboard. Names: `<app>-<stage>-alarms` (topic),
+ * `<app>-<stage>-<Component>-<Check>` (alarms), `<app>-<stage>` (dashboard), e.g.
+ * `waf-event-processor-production-Scorer-Throttles`. The reader's scaling alarms live in
+ * `reader.ts` and page nobody.
  * Differs by stage: thresholds (`stages.ts` `alarms`), the reservations and timeouts the
- * near-limit alarms are computed from, the email.
- *
- * Custom metrics: namespace `WafEventProcessor`, dimensions exactly `service` + `stage`
- * (see `environment.ts`). The reader publishes the gauges `ConsumerLag`, `PendingEntries`,
- * `DlqLength` at least once a minute, idle or not (the heartbeat alarm relies on it), and the
- * counters `EventsProcessed`, `EventsRejected`, `AlertsQueued`, `BatchLatencyMs`; the severity
- * counters `SeverityCritical|High|Medium|Low` may come from the reader or the scorer (the
- * dashboard searches by stage).
+ * near-limit alarms are computed from, Redis alarms (managed Redis only; CPU credits on
+ * burstable nodes only), the routes (deploy-time `WAF_ALARM_*`). Under `sst dev` the reader runs
+ * on the laptop: no reader alarms, no reader widgets.
  */
-import { alerter, alertFailures } from "./alerter.ts";
-import { METRICS_NAMESPACE, SERVICE_NAMES } from "./environment.ts";
-import { cluster, reader } from "./reader.ts";
+import { type AlarmDef, alarmDefinitions, type MetricRef } from "./alarms.ts";
+import { alerter, alerterTickFunction, alertFailures } from "./alerter.ts";
+import { METRICS_NAMESPACE } from "./environment.ts";
+import { readerService } from "./reader.ts";
+import { redis } from "./redis.ts";
 import { scorer } from "./scorer.ts";
 import { namePrefix, settings } from "./settings.ts";
-import { type FunctionSettings, NEAR_LIMIT_PERCENT, peakScorerInvocations } from "./stages.ts";
+import { type FunctionSettings, peakScorerInvocations, redisNodeCount } from "./stages.ts";
 
 export const alarmTopic = new aws.sns.Topic("Alarms", { name: `${namePrefix}-alarms` });
 
-if (settings.alarms.email) {
+const routes = settings.alarms;
+if (routes.email) {
   new aws.sns.TopicSubscription("AlarmsEmail", {
     topic: alarmTopic.arn,
     protocol: "email",
-    endpoint: settings.alarms.email,
+    endpoint: routes.email,
+  });
+}
+if (routes.pagerDutyUrl) {
+  // PagerDuty's "Amazon CloudWatch" integration: it confirms the subscription itself, opens an
+  // incident on ALARM and resolves it on OK (both are sent to the topic)
+  new aws.sns.TopicSubscription("AlarmsPagerDuty", {
+    topic: alarmTopic.arn,
+    protocol: "https",
+    endpoint: routes.pagerDutyUrl,
+    endpointAutoConfirms: true,
+  });
+}
+if (routes.slack) {
+  // AWS Chatbot (Amazon Q Developer in chat applications) posts the topic's alarms to a Slack
+  // channel; the workspace must have been authorised once in the Chatbot console
+  const role = new aws.iam.Role("AlarmsChatbotRole", {
+    assumeRolePolicy: aws.iam.assumeRolePolicyForPrincipal({ Service: "chatbot.amazonaws.com" }),
+    managedPolicyArns: ["arn:aws:iam::aws:policy/CloudWatchReadOnlyAccess"],
+  });
+  new aws.chatbot.SlackChannelConfiguration("AlarmsSlack", {
+    configurationName: `${namePrefix}-alarms`.slice(0, 128),
+    iamRoleArn: role.arn,
+    slackTeamId: routes.slack.teamId,
+    slackChannelId: routes.slack.channelId,
+    snsTopicArns: [alarmTopic.arn],
+    guardrailPolicyArns: ["arn:aws:iam::aws:policy/CloudWatchReadOnlyAccess"],
   });
 }
 
-type Comparison =
-  | "GreaterThanOrEqualToThreshold"
-  | "GreaterThanThreshold"
-  | "LessThanThreshold"
-  | "LessThanOrEqualToThreshold";
-type MissingData = "breaching" | "notBreaching" | "ignore" | "missing";
-
-interface AlarmSpec {
-  description: string;
-  comparison: Comparison;
-  threshold: number;
-  evaluationPeriods?: number;
-  datapointsToAlarm?: number;
-  missing?: MissingData;
-  metric?: {
-    namespace: string;
-    name: string;
-    dimensions: Record<string, $util.Input<string>>;
-    statistic?: "Sum" | "Maximum" | "Minimum" | "Average" | "SampleCount";
-    percentile?: `p${number}`;
-    periodSeconds?: number;
-  };
-  queries?: aws.types.input.cloudwatch.MetricAlarmMetricQuery[];
+/** ElastiCache member clusters (one node each), sorted; their count is known from the stage. */
+function redisNodes(): $util.Output<string>[] | undefined {
+  if (!(redis instanceof sst.aws.Redis)) return undefined;
+  const expected = redisNodeCount(settings);
+  const ids = redis.nodes.cluster.apply((group) => group.memberClusters);
+  return Array.from({ length: expected }, (_, i) =>
+    ids.apply((all) => {
+      const sorted = [...all].sort();
+      const id = sorted[i];
+      if (sorted.length !== expected || id === undefined) {
+        throw new Error(
+          `ElastiCache reports ${sorted.length} member clusters, infra/stages.ts expects ${expected}`,
+        );
+      }
+      return id;
+    }),
+  );
 }
 
-const { alarms: thresholds } = settings;
-const created: aws.cloudwatch.MetricAlarm[] = [];
+const nodes = redisNodes();
+const definitions = alarmDefinitions<$util.Input<string>>(settings, {
+  scorer: scorer.name,
+  alerter: alerter.name,
+  tick: alerterTickFunction.name,
+  failureQueue: alertFailures.nodes.queue.name,
+  reader: readerService,
+  redisNodes: nodes,
+});
+
+const metricQuery = (id: string, m: MetricRef<$util.Input<string>>) => ({
+  id,
+  returnData: false,
+  metric: {
+    namespace: m.namespace,
+    metricName: m.name,
+    dimensions: m.dimensions,
+    period: m.periodSeconds,
+    stat: m.stat,
+  },
+});
 
 /** One alarm, named `<app>-<stage>-<component>-<check>`, notifying the topic on ALARM and OK. */
-function alarm(component: string, check: string, spec: AlarmSpec) {
-  const { metric } = spec;
-  const resource = new aws.cloudwatch.MetricAlarm(`${component}${check}Alarm`, {
-    name: `${namePrefix}-${component}-${check}`,
-    alarmDescription: spec.description,
-    comparisonOperator: spec.comparison,
-    threshold: spec.threshold,
-    evaluationPeriods: spec.evaluationPeriods ?? thresholds.evaluationPeriods,
-    datapointsToAlarm: spec.datapointsToAlarm ?? thresholds.datapointsToAlarm,
-    treatMissingData: spec.missing ?? "notBreaching",
+function createAlarm(def: AlarmDef<$util.Input<string>>) {
+  const { metric, math } = def;
+  return new aws.cloudwatch.MetricAlarm(`${def.component}${def.check}Alarm`, {
+    name: `${namePrefix}-${def.component}-${def.check}`,
+    alarmDescription: def.description,
+    comparisonOperator: def.comparison,
+    threshold: def.threshold,
+    evaluationPeriods: def.evaluationPeriods,
+    datapointsToAlarm: def.datapointsToAlarm,
+    treatMissingData: def.missing,
     alarmActions: [alarmTopic.arn],
     okActions: [alarmTopic.arn],
     ...(metric
@@ -75,162 +115,22 @@ function alarm(component: string, check: string, spec: AlarmSpec) {
           namespace: metric.namespace,
           metricName: metric.name,
           dimensions: metric.dimensions,
-          period: metric.periodSeconds ?? thresholds.periodSeconds,
-          ...(metric.percentile
-            ? { extendedStatistic: metric.percentile }
-            : { statistic: metric.statistic ?? "Sum" }),
+          period: metric.periodSeconds,
+          ...(metric.stat.startsWith("p")
+            ? { extendedStatistic: metric.stat }
+            : { statistic: metric.stat }),
         }
-      : { metricQueries: spec.queries }),
-  });
-  created.push(resource);
-  return resource;
-}
-
-/** Errors, throttles, duration near the timeout, concurrency near the reservation. */
-function functionAlarms(component: string, fn: sst.aws.Function, tuning: FunctionSettings) {
-  const dimensions = { FunctionName: fn.name };
-  const lambda = (name: string, extra: Partial<NonNullable<AlarmSpec["metric"]>> = {}) => ({
-    namespace: "AWS/Lambda",
-    name,
-    dimensions,
-    ...extra,
-  });
-  alarm(component, "Errors", {
-    description: `${component} invocations failing (≥ ${thresholds.functionErrors} per ${thresholds.periodSeconds} s): see its logs.`,
-    comparison: "GreaterThanOrEqualToThreshold",
-    threshold: thresholds.functionErrors,
-    metric: lambda("Errors"),
-  });
-  alarm(component, "Throttles", {
-    description: `${component} throttled: its reservation no longer covers its callers (infra/stages.ts).`,
-    comparison: "GreaterThanThreshold",
-    threshold: 0,
-    evaluationPeriods: 1,
-    datapointsToAlarm: 1,
-    metric: lambda("Throttles"),
-  });
-  const timeoutMs = tuning.timeoutSeconds * 1000;
-  alarm(component, "DurationNearTimeout", {
-    description: `${component} p99 duration ≥ ${NEAR_LIMIT_PERCENT}% of its ${tuning.timeoutSeconds} s timeout.`,
-    comparison: "GreaterThanOrEqualToThreshold",
-    threshold: Math.round((timeoutMs * NEAR_LIMIT_PERCENT) / 100),
-    metric: lambda("Duration", { percentile: "p99" }),
-  });
-  alarm(component, "ConcurrencyNearReservation", {
-    description: `${component} concurrency ≥ ${NEAR_LIMIT_PERCENT}% of its reservation (${tuning.reservedConcurrency}).`,
-    comparison: "GreaterThanOrEqualToThreshold",
-    threshold: Math.ceil((tuning.reservedConcurrency * NEAR_LIMIT_PERCENT) / 100),
-    metric: lambda("ConcurrentExecutions", { statistic: "Maximum" }),
+      : {
+          metricQueries: [
+            ...(math?.metrics ?? []).map((m, i) => metricQuery(`m${i}`, m)),
+            { id: "e", expression: math?.expression, label: math?.label, returnData: true },
+          ],
+        }),
   });
 }
 
-functionAlarms("Scorer", scorer, settings.scorer);
-functionAlarms("Alerter", alerter, settings.alerter);
-
-alarm("Alerter", "FailedAlerts", {
-  description:
-    "Alerts Lambda gave up on are waiting in the AlertFailures queue: redrive them (docs/deploy.md).",
-  comparison: "GreaterThanThreshold",
-  threshold: 0,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-  metric: {
-    namespace: "AWS/SQS",
-    name: "ApproximateNumberOfMessagesVisible",
-    dimensions: { QueueName: alertFailures.nodes.queue.name },
-    statistic: "Maximum",
-  },
-});
-alarm("Alerter", "DestinationDeliveryFailures", {
-  description: "Failed alerts could not even be written to the AlertFailures queue.",
-  comparison: "GreaterThanThreshold",
-  threshold: 0,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-  metric: {
-    namespace: "AWS/Lambda",
-    name: "DestinationDeliveryFailures",
-    dimensions: { FunctionName: alerter.name },
-  },
-});
-
-const readerDimensions = { service: SERVICE_NAMES.reader, stage: settings.stage };
-const custom = (name: string, statistic: "Maximum" | "SampleCount" = "Maximum") => ({
-  namespace: METRICS_NAMESPACE,
-  name,
-  dimensions: readerDimensions,
-  statistic,
-});
-
-alarm("Reader", "ConsumerLag", {
-  description: `Consumer group ${thresholds.consumerLag}+ entries behind the stream.`,
-  comparison: "GreaterThanOrEqualToThreshold",
-  threshold: thresholds.consumerLag,
-  metric: custom("ConsumerLag"),
-});
-alarm("Reader", "PendingEntries", {
-  description: `${thresholds.pendingEntries}+ entries delivered but not acknowledged: work is stuck.`,
-  comparison: "GreaterThanOrEqualToThreshold",
-  threshold: thresholds.pendingEntries,
-  metric: custom("PendingEntries"),
-});
-alarm("Reader", "DlqGrowth", {
-  description: `${thresholds.dlqGrowth}+ entries dead-lettered within 5 minutes: \`waf dlq list\`.`,
-  comparison: "GreaterThanOrEqualToThreshold",
-  threshold: thresholds.dlqGrowth,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-  queries: [
-    {
-      id: "dlq",
-      metric: {
-        namespace: METRICS_NAMESPACE,
-        metricName: "DlqLength",
-        dimensions: readerDimensions,
-        period: 300,
-        stat: "Maximum",
-      },
-      returnData: false,
-    },
-    { id: "growth", expression: "DIFF(dlq)", label: "DLQ entries added", returnData: true },
-  ],
-});
-alarm("Reader", "Heartbeat", {
-  description: "The reader stopped publishing its gauges: no task is reading, or it is wedged.",
-  comparison: "LessThanThreshold",
-  threshold: 1,
-  missing: "breaching",
-  metric: custom("ConsumerLag", "SampleCount"),
-});
-alarm("Reader", "RunningTasks", {
-  description: `Fewer than ${settings.reader.minTasks} reader task(s) running.`,
-  comparison: "LessThanThreshold",
-  threshold: settings.reader.minTasks,
-  missing: "breaching",
-  metric: {
-    namespace: "ECS/ContainerInsights",
-    name: "RunningTaskCount",
-    dimensions: { ClusterName: cluster.nodes.cluster.name, ServiceName: reader.nodes.service.name },
-    statistic: "Minimum",
-  },
-});
-
-alarm("Scorer", "PointsRefused", {
-  description:
-    "InfluxDB refused points for good (malformed, outside retention, or a tag's value cap reached: " +
-    "INFLUX_IP_AS=field bounds it). Their alerts were sent; the records are in the DLQ: `waf dlq list`.",
-  comparison: "GreaterThanThreshold",
-  threshold: 0,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-  missing: "notBreaching",
-  metric: {
-    namespace: METRICS_NAMESPACE,
-    name: "PointsRefused",
-    dimensions: { service: SERVICE_NAMES.scorer, stage: settings.stage },
-    statistic: "Sum",
-  },
-});
+const created = definitions.map(createAlarm);
+const { alarms: thresholds } = settings;
 
 const region = aws.getRegionOutput().region;
 const period = thresholds.periodSeconds;
@@ -240,6 +140,15 @@ const search = (metric: string, stat: string, label: string) => ({
   expression: `SEARCH('{${METRICS_NAMESPACE},service,stage} stage="${settings.stage}" MetricName="${metric}"', '${stat}', ${period})`,
   label,
 });
+/** One line per ElastiCache node. */
+const nodeMetrics = (metric: string) =>
+  (nodes ?? []).map((id, i) => [
+    "AWS/ElastiCache",
+    metric,
+    "CacheClusterId",
+    id,
+    { stat: "Maximum", label: `node ${i + 1}` },
+  ]);
 type Widget = { title: string; metrics?: unknown[]; stacked?: boolean; annotations?: unknown };
 const row = (y: number, widgets: Widget[]) =>
   widgets.map((w, i) => ({
@@ -349,9 +258,10 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
           },
         },
         {
-          title: "Dead-letter stream length / failed alerts",
+          title: "Dead-lettered / DLQ length / failed alerts",
           metrics: [
-            [search("DlqLength", "Maximum", "DLQ length")],
+            [search("DeadLettered", "Sum", "dead-lettered")],
+            [search("DlqLength", "Maximum", "DLQ length (capped)")],
             [
               "AWS/SQS",
               "ApproximateNumberOfMessagesVisible",
@@ -361,42 +271,64 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
             ],
           ],
         },
-        {
-          title: "Reader tasks",
-          metrics: [
-            [
-              "ECS/ContainerInsights",
-              "RunningTaskCount",
-              "ClusterName",
-              cluster.nodes.cluster.name,
-              "ServiceName",
-              reader.nodes.service.name,
-              { stat: "Minimum", label: "running" },
-            ],
-            [
-              "AWS/ECS",
-              "CPUUtilization",
-              "ClusterName",
-              cluster.nodes.cluster.name,
-              "ServiceName",
-              reader.nodes.service.name,
-              { stat: "Average", label: "CPU %", yAxis: "right" },
-            ],
-          ],
-          annotations: {
-            horizontal: [
-              { label: "min tasks", value: settings.reader.minTasks },
-              { label: "max tasks", value: settings.reader.maxTasks },
-            ],
-          },
-        },
+        ...(readerService
+          ? [
+              {
+                title: "Reader tasks (scaled on lag per task)",
+                metrics: [
+                  [
+                    "ECS/ContainerInsights",
+                    "RunningTaskCount",
+                    "ClusterName",
+                    readerService.clusterName,
+                    "ServiceName",
+                    readerService.serviceName,
+                    { stat: "Minimum", label: "running" },
+                  ],
+                  [
+                    "AWS/ECS",
+                    "CPUUtilization",
+                    "ClusterName",
+                    readerService.clusterName,
+                    "ServiceName",
+                    readerService.serviceName,
+                    { stat: "Average", label: "CPU %", yAxis: "right" },
+                  ],
+                ],
+                annotations: {
+                  horizontal: [
+                    { label: "min tasks", value: settings.reader.minTasks },
+                    { label: "max tasks", value: settings.reader.maxTasks },
+                  ],
+                },
+              },
+            ]
+          : []),
       ]),
       ...functionRow(12, "Scorer", scorer, settings.scorer),
       ...functionRow(18, "Alerter", alerter, settings.alerter),
+      ...(nodes
+        ? row(24, [
+            {
+              title: "Redis memory used % (noeviction: full refuses XADD)",
+              metrics: nodeMetrics("DatabaseMemoryUsagePercentage"),
+              annotations: {
+                horizontal: [{ label: "alarm", value: thresholds.redisMemoryPercent }],
+              },
+            },
+            {
+              title: "Redis engine CPU %",
+              metrics: nodeMetrics("EngineCPUUtilization"),
+              annotations: {
+                horizontal: [{ label: "alarm", value: thresholds.redisEngineCpuPercent }],
+              },
+            },
+          ])
+        : []),
       {
         type: "alarm",
         x: 0,
-        y: 24,
+        y: 30,
         width: 24,
         height: 4,
         properties: { title: "Alarms", alarms: created.map((a) => a.arn) },

@@ -28,6 +28,17 @@ export const DRAIN_MARGIN_S = 10;
 export const SCORER_TIMEOUT_OVER_BUDGET = 2;
 /** Alarms fire when a function gets this close to its timeout (p99) or its reservation. */
 export const NEAR_LIMIT_PERCENT = 80;
+/** Account default of Elastic IPs per region; every NAT (gateway or fck-nat instance) takes one. */
+export const DEFAULT_EIP_QUOTA = 5;
+/** `STREAM_SHARDS` accepts 1–64 (core/config.ts). */
+export const MAX_STREAM_SHARDS = 64;
+/** ElastiCache: at most 5 replicas per shard, snapshots kept at most 35 days. */
+export const MAX_REPLICAS_PER_SHARD = 5;
+export const MAX_SNAPSHOT_RETENTION_DAYS = 35;
+/** Scale-in waits at least this long between steps: a drained task's lag reappears slowly. */
+export const MIN_SCALE_IN_COOLDOWN_S = 300;
+/** The channels the alert function notifies, as they name their metrics (`NotificationsFailed_<channel>`). */
+export const NOTIFICATION_CHANNELS = ["slack", "pagerduty", "webhook", "email"] as const;
 
 /** The log retentions this project uses (a subset of SST's `logging.retention` values). */
 export type LogRetention = "3 days" | "1 week" | "2 weeks" | "1 month" | "3 months" | "1 year";
@@ -60,14 +71,29 @@ export interface StageConfig {
   logRetention: LogRetention;
   /** reference §4 privacy; `hash` makes the `IpHashKey` secret mandatory. */
   ipMasking: "off" | "truncate" | "hash";
+  /**
+   * X-Ray active tracing of the functions. Lambda samples the first invocation each second and
+   * 5% of the rest: at high rates that costs about a third of Lambda itself (infra/capacity.ts).
+   */
+  tracing: boolean;
   network: {
+    /**
+     * Availability zones of the stage's VPC. Each AZ gets its own NAT, and each NAT one Elastic
+     * IP (default quota: 5 per region): non-production stages use one AZ, production two.
+     */
+    azs: 1 | 2 | 3;
     /** NAT for private subnets; required when a function runs in the VPC (managed Redis/InfluxDB). */
     nat: "none" | "ec2" | "managed";
     /** A bastion host to reach a managed Redis from a laptop (`sst tunnel`). */
     bastion: boolean;
+    /**
+     * IPv4 CIDRs of the WAF hosts' shippers, reaching a managed Redis over peering, Transit
+     * Gateway or VPN: the VPC's security group admits them on 6379 (`WAF_PRODUCER_CIDRS`).
+     */
+    producerCidrs: string[];
   };
-  /** `managed`: an ElastiCache node in the VPC; `external`: the `RedisUrl` secret. */
-  redis: { mode: "managed"; instance: string } | { mode: "external" };
+  /** `managed`: ElastiCache in the VPC; `external`: the `RedisUrl` secret. */
+  redis: RedisSettings;
   influx: {
     /** External InfluxDB URL; deploy-time `WAF_INFLUXDB_URL` fills it. Ignored when `managed`. */
     url?: string;
@@ -76,6 +102,12 @@ export interface StageConfig {
     api: "v2" | "v1";
     /** An Amazon Timestream for InfluxDB instance in the VPC instead of an external one. */
     managed: false | { instanceType: string; storageGb: number; multiAz: boolean };
+    /**
+     * `INFLUX_IP_AS`: `tag` keeps one series per client address (fine on InfluxDB 3.x); `field`
+     * stores it as a field beside a bounded `client_net` tag, so on 1.x/2.x (TSM) an attacker
+     * cannot grow the series count until points are refused (docs/deploy.md).
+     */
+    ipAs: "tag" | "field";
   };
   stream: {
     key: string;
@@ -84,6 +116,19 @@ export interface StageConfig {
     dlqKey: string;
     dlqMaxLen: number;
     alertListKey: string;
+    /** `STREAM_SHARDS`: keys the logical stream is spread over (reader, scorer and alerter alike). */
+    shards: number;
+  };
+  /** What the scorer grades by (reference §3, docs/detection.md). */
+  scoring: {
+    /** `SCORING_PROFILE`. */
+    profile: "seed" | "crs";
+    /** `SCORING_WEIGHTS` (three-digit CRS prefix → points); unset keeps the application's table. */
+    weights?: Record<string, number>;
+    /** `CAMPAIGN_WINDOW_S`. */
+    campaignWindowSeconds: number;
+    /** `CAMPAIGN_MIN_EVENTS`; 0 turns campaign alerts off. */
+    campaignMinEvents: number;
   };
   scorer: FunctionSettings;
   alerter: FunctionSettings & {
@@ -97,8 +142,21 @@ export interface StageConfig {
     memory: FargateMemory;
     minTasks: number;
     maxTasks: number;
-    /** Target-tracking autoscaling on average CPU. */
-    cpuTargetPercent: number;
+    /** Step scaling on the backlog: `ConsumerLag` per running task (`readerScaling` in scaling.ts). */
+    scaling: {
+      /** Lag per task from which a task is added (more, in proportion, far above it). */
+      scaleOutLagPerTask: number;
+      /** Lag per task below which one task is removed… */
+      scaleInLagPerTask: number;
+      /** …once it stayed there this many consecutive minutes. */
+      scaleInAfterMinutes: number;
+      /** Seconds between two scale-in steps (≥ 300). */
+      scaleInCooldownSeconds: number;
+      /** Seconds between two scale-out steps. */
+      scaleOutCooldownSeconds: number;
+    };
+    /** `sst deploy` waits for the service to be stable: a crash-looping reader fails the deploy. */
+    waitForDeploy: boolean;
     /** ECS rolling deploy: old tasks still drain while new ones run, up to this % of desired. */
     deploymentMaxPercent: number;
     /** Scorer invocations one task keeps in flight (`MAX_IN_FLIGHT`). */
@@ -120,6 +178,8 @@ export interface StageConfig {
   notifications: {
     /** `ALERT_THROTTLE_S`: one notification per (client IP, category) and window. */
     throttleSeconds: number;
+    /** `ALERT_CHANNEL_RATE_PER_MIN`: notifications a channel sends a minute at most; 0 = no cap. */
+    channelRatePerMinute: number;
     pagerDutyMinSeverity: number;
     slackMinSeverity: number;
     webhookMinSeverity: number;
@@ -154,12 +214,51 @@ export interface StageConfig {
     consumerLag: number;
     /** Pending (delivered, unacknowledged) entries that raise the stuck-work alarm. */
     pendingEntries: number;
-    /** New dead-letter entries within 5 minutes that raise the DLQ-growth alarm. */
-    dlqGrowth: number;
+    /** Records dead-lettered (the reader's `DeadLettered` counter) within 5 minutes that alarm. */
+    deadLettered: number;
+    /** Records the scorer failed (retried later: `EventsFailed`) per period, 3 of 5, that alarm. */
+    eventsFailed: number;
+    /** Failed notifications of one channel (`NotificationsFailed_<channel>`) per period, 3 of 5. */
+    notificationsFailed: number;
+    /** Age of the oldest alert waiting in Lambda's async queue (`AsyncEventAge`) that alarms. */
+    alertEventAgeSeconds: number;
+    /** ElastiCache `DatabaseMemoryUsagePercentage`: with noeviction a full Redis refuses XADD. */
+    redisMemoryPercent: number;
+    /** ElastiCache `EngineCPUUtilization` (the single Redis thread). */
+    redisEngineCpuPercent: number;
+    /** ElastiCache `CPUCreditBalance` floor (t-class nodes only): below it the node is throttled soon. */
+    redisCpuCredits: number;
     /** Optional email subscribed to the stage's alarm topic (`WAF_ALARM_EMAIL`). */
     email?: string;
+    /** PagerDuty's CloudWatch integration URL, subscribed over HTTPS (`WAF_ALARM_PAGERDUTY_URL`). */
+    pagerDutyUrl?: string;
+    /** AWS Chatbot → Slack (`WAF_ALARM_SLACK_TEAM_ID`, `WAF_ALARM_SLACK_CHANNEL_ID`). */
+    slack?: { teamId: string; channelId: string };
   };
 }
+
+/** Where the stage's Redis is, and how it is built when it is ours. */
+export type RedisSettings =
+  | {
+      mode: "managed";
+      /** ElastiCache node type without `cache.` (e.g. `t4g.micro`, `m7g.large`). */
+      instance: string;
+      /**
+       * `false`: one primary, cluster mode off. `{ shards }`: ElastiCache cluster mode with that
+       * many primaries (`REDIS_MODE=cluster` is then set for every runtime); the configuration
+       * endpoint is the `REDIS_URL` entry point.
+       */
+      cluster: false | { shards: number };
+      /** Replicas per shard (0–5). Above 0: Multi-AZ with automatic failover (needs 2 AZs). */
+      replicasPerShard: number;
+      /** Daily snapshots kept (0 = none, at most 35). */
+      snapshotRetentionDays: number;
+    }
+  | {
+      mode: "external";
+      /** `REDIS_MODE` for the operators' Redis; unset: detected at start (`INFO cluster`). */
+      topology?: "single" | "cluster";
+    };
 
 /** Settings every stage shares unless its entry says otherwise. */
 const BASE: Omit<StageConfig, "stage"> = {
@@ -168,9 +267,17 @@ const BASE: Omit<StageConfig, "stage"> = {
   logLevel: "info",
   logRetention: "1 week",
   ipMasking: "off",
-  network: { nat: "ec2", bastion: true },
-  redis: { mode: "managed", instance: "t4g.micro" },
-  influx: { org: "waf-org", bucket: "waf-realtime", api: "v2", managed: false },
+  tracing: true,
+  // one AZ, one fck-nat instance: one Elastic IP per non-production stage (see DEFAULT_EIP_QUOTA)
+  network: { azs: 1, nat: "ec2", bastion: true, producerCidrs: [] },
+  redis: {
+    mode: "managed",
+    instance: "t4g.micro",
+    cluster: false,
+    replicasPerShard: 0,
+    snapshotRetentionDays: 0,
+  },
+  influx: { org: "waf-org", bucket: "waf-realtime", api: "v2", managed: false, ipAs: "tag" },
   stream: {
     key: "waf-realtime",
     field: "event",
@@ -178,7 +285,9 @@ const BASE: Omit<StageConfig, "stage"> = {
     dlqKey: "waf-realtime:dlq",
     dlqMaxLen: 100_000,
     alertListKey: "waf-alerts",
+    shards: 1,
   },
+  scoring: { profile: "seed", campaignWindowSeconds: 300, campaignMinEvents: 20 },
   scorer: { reservedConcurrency: 5, memoryMb: 512, timeoutSeconds: 30 },
   alerter: {
     reservedConcurrency: 2,
@@ -192,7 +301,14 @@ const BASE: Omit<StageConfig, "stage"> = {
     memory: "0.5 GB",
     minTasks: 1,
     maxTasks: 1,
-    cpuTargetPercent: 70,
+    scaling: {
+      scaleOutLagPerTask: 1_000,
+      scaleInLagPerTask: 100,
+      scaleInAfterMinutes: 10,
+      scaleInCooldownSeconds: 300,
+      scaleOutCooldownSeconds: 60,
+    },
+    waitForDeploy: false,
     deploymentMaxPercent: 200,
     maxInFlight: 2,
     batchSize: 25,
@@ -206,6 +322,7 @@ const BASE: Omit<StageConfig, "stage"> = {
   },
   notifications: {
     throttleSeconds: 300,
+    channelRatePerMinute: 60,
     pagerDutyMinSeverity: 90,
     slackMinSeverity: 80,
     webhookMinSeverity: 80,
@@ -226,7 +343,13 @@ const BASE: Omit<StageConfig, "stage"> = {
     functionErrors: 5,
     consumerLag: 50_000,
     pendingEntries: 500,
-    dlqGrowth: 100,
+    deadLettered: 100,
+    eventsFailed: 10,
+    notificationsFailed: 5,
+    alertEventAgeSeconds: 900,
+    redisMemoryPercent: 80,
+    redisEngineCpuPercent: 90,
+    redisCpuCredits: 30,
   },
 };
 
@@ -238,9 +361,10 @@ export type StageOverrides = {
 } & { redis?: StageConfig["redis"] };
 
 /**
- * The table. `dev` and personal stages: one small task, cheap NAT, managed Redis.
- * `staging`: production's shape at a third of its size. `production`: retained and protected,
- * Redis and InfluxDB are the operators' own (replicated, persistent) services.
+ * The table. `dev` and personal stages: one small task, one AZ with a cheap NAT, one Redis node.
+ * `staging`: production's shape (cluster mode, two stream shards, backlog scaling, `crs`) at a
+ * third of its size, without replicas. `production`: retained and protected; Redis in cluster
+ * mode with a replica per shard and daily snapshots, two AZs with managed NAT.
  */
 export const STAGES: Record<BuiltInStage, StageOverrides> = {
   dev: {
@@ -248,7 +372,16 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
   },
   staging: {
     logRetention: "1 month",
-    redis: { mode: "managed", instance: "t4g.small" },
+    redis: {
+      mode: "managed",
+      instance: "t4g.small",
+      cluster: { shards: 2 },
+      replicasPerShard: 0,
+      snapshotRetentionDays: 1,
+    },
+    stream: { shards: 2 },
+    // records come from real ModSecurity/Coraza through `waf ship` (docs/detection.md)
+    scoring: { profile: "crs" },
     // peak in flight: 4 per task × 6 tasks (3 at 200% during a deploy) = 24
     scorer: { reservedConcurrency: 30, memoryMb: 1024, timeoutSeconds: 60 },
     alerter: { reservedConcurrency: 5 },
@@ -257,6 +390,7 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
       memory: "1 GB",
       minTasks: 1,
       maxTasks: 3,
+      waitForDeploy: true,
       maxInFlight: 4,
       batchSize: 50,
       batchWindowMs: 50,
@@ -264,14 +398,33 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
       invokeBudgetMs: 20_000,
       stopTimeoutSeconds: 90,
     },
-    alarms: { functionErrors: 1, consumerLag: 10_000, pendingEntries: 5_000, dlqGrowth: 20 },
+    alarms: {
+      functionErrors: 1,
+      consumerLag: 10_000,
+      pendingEntries: 5_000,
+      deadLettered: 20,
+      eventsFailed: 1,
+      notificationsFailed: 1,
+      alertEventAgeSeconds: 600,
+    },
   },
   production: {
     removal: "retain",
     protect: true,
     logRetention: "3 months",
-    network: { nat: "none", bastion: false },
-    redis: { mode: "external" },
+    // managed NAT gateways, one per AZ: the functions join the VPC to reach Redis
+    network: { azs: 2, nat: "managed", bastion: false, producerCidrs: [] },
+    redis: {
+      mode: "managed",
+      instance: "m7g.large",
+      cluster: { shards: 2 },
+      replicasPerShard: 1,
+      snapshotRetentionDays: 7,
+    },
+    // on InfluxDB 3.x, `tag` is fine: deploy with WAF_INFLUX_IP_AS=tag
+    influx: { ipAs: "field" },
+    stream: { shards: 2 },
+    scoring: { profile: "crs" },
     // peak in flight: 4 per task × 12 tasks (8 at 150% during a deploy) = 48
     scorer: { reservedConcurrency: 64, memoryMb: 1024, timeoutSeconds: 60 },
     alerter: { reservedConcurrency: 20, memoryMb: 512 },
@@ -280,7 +433,14 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
       memory: "2 GB",
       minTasks: 2,
       maxTasks: 8,
-      cpuTargetPercent: 60,
+      scaling: {
+        scaleOutLagPerTask: 1_000,
+        scaleInLagPerTask: 100,
+        scaleInAfterMinutes: 15,
+        scaleInCooldownSeconds: 600,
+        scaleOutCooldownSeconds: 60,
+      },
+      waitForDeploy: true,
       deploymentMaxPercent: 150,
       maxInFlight: 4,
       batchSize: 80,
@@ -289,7 +449,17 @@ export const STAGES: Record<BuiltInStage, StageOverrides> = {
       invokeBudgetMs: 20_000,
       stopTimeoutSeconds: 90,
     },
-    alarms: { functionErrors: 1, consumerLag: 5_000, pendingEntries: 10_000, dlqGrowth: 10 },
+    alarms: {
+      functionErrors: 1,
+      consumerLag: 10_000,
+      pendingEntries: 10_000,
+      deadLettered: 10,
+      eventsFailed: 1,
+      notificationsFailed: 1,
+      alertEventAgeSeconds: 300,
+      redisMemoryPercent: 70,
+      redisEngineCpuPercent: 80,
+    },
   },
 };
 
@@ -352,6 +522,233 @@ export function functionsInVpc(cfg: StageConfig): boolean {
   return cfg.redis.mode === "managed" || cfg.influx.managed !== false;
 }
 
+/**
+ * The most reader tasks (`maxTasks`) the scorer's reservation allows: their peak during a rolling
+ * deploy, times `maxInFlight`, must fit `scorer.reservedConcurrency` (the autoscaling cap).
+ */
+export function maxReaderTasksAllowed(cfg: StageConfig): number {
+  const peakTasks = Math.floor(cfg.scorer.reservedConcurrency / cfg.reader.maxInFlight);
+  return Math.floor((peakTasks * 100) / cfg.reader.deploymentMaxPercent);
+}
+
+/** Primaries of a managed Redis (1 with cluster mode off); 0 for an external one. */
+export function redisPrimaries(cfg: StageConfig): number {
+  if (cfg.redis.mode !== "managed") return 0;
+  return cfg.redis.cluster === false ? 1 : cfg.redis.cluster.shards;
+}
+
+/** ElastiCache nodes of a managed Redis: primaries and their replicas; 0 for an external one. */
+export function redisNodeCount(cfg: StageConfig): number {
+  if (cfg.redis.mode !== "managed") return 0;
+  return redisPrimaries(cfg) * (1 + cfg.redis.replicasPerShard);
+}
+
+/**
+ * `REDIS_MODE` for every runtime: `cluster` for a managed cluster (no probe needed at start),
+ * an external stage's declared topology, else undefined (detected at start-up).
+ */
+export function redisModeOf(cfg: StageConfig): "single" | "cluster" | undefined {
+  if (cfg.redis.mode === "managed") return cfg.redis.cluster === false ? undefined : "cluster";
+  return cfg.redis.topology;
+}
+
+/** Elastic IPs the stage's NATs take: one per AZ (gateway or fck-nat instance), none without NAT. */
+export function elasticIps(cfg: StageConfig): number {
+  return cfg.network.nat === "none" ? 0 : cfg.network.azs;
+}
+
+const IPV4_CIDR =
+  /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\/(?:3[0-2]|[12]?\d)$/;
+
+const isInt = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
+
+/** The backlog autoscaling: it must react before the lag alarm pages and must not flap. */
+function scalingProblems(cfg: StageConfig): string[] {
+  const problems: string[] = [];
+  const { reader, alarms } = cfg;
+  const s = reader.scaling;
+  if (!isInt(s.scaleInLagPerTask, 0, Number.MAX_SAFE_INTEGER)) {
+    problems.push(
+      `reader.scaling.scaleInLagPerTask must be an integer ≥ 0, got ${s.scaleInLagPerTask}`,
+    );
+  } else if (s.scaleInLagPerTask >= s.scaleOutLagPerTask) {
+    problems.push(
+      `reader.scaling.scaleInLagPerTask (${s.scaleInLagPerTask}) must stay below ` +
+        `reader.scaling.scaleOutLagPerTask (${s.scaleOutLagPerTask}), or the service would add and ` +
+        `remove tasks in turn: lower scaleInLagPerTask (a tenth of scaleOutLagPerTask is usual).`,
+    );
+  }
+  if (!isInt(s.scaleInCooldownSeconds, MIN_SCALE_IN_COOLDOWN_S, 3600)) {
+    problems.push(
+      `reader.scaling.scaleInCooldownSeconds must be an integer in ${MIN_SCALE_IN_COOLDOWN_S}–3600, ` +
+        `got ${s.scaleInCooldownSeconds}: a removed task's share of the backlog shows up only ` +
+        `minutes later, so faster scale-in removes tasks that are still needed.`,
+    );
+  }
+  if (!isInt(s.scaleOutCooldownSeconds, 0, 3600)) {
+    problems.push(
+      `reader.scaling.scaleOutCooldownSeconds must be an integer in 0–3600, got ${s.scaleOutCooldownSeconds}`,
+    );
+  }
+  // At k tasks the service adds one only above k × scaleOutLagPerTask: an alarm below
+  // maxTasks × that would page while autoscaling is still allowed (and about) to catch up.
+  const scaleOutCeiling = reader.maxTasks * s.scaleOutLagPerTask;
+  if (alarms.consumerLag <= scaleOutCeiling) {
+    problems.push(
+      `alarms.consumerLag (${alarms.consumerLag}) must exceed reader.maxTasks (${reader.maxTasks}) × ` +
+        `reader.scaling.scaleOutLagPerTask (${s.scaleOutLagPerTask}) = ${scaleOutCeiling}, the lag at ` +
+        `which the largest fleet still scales out: raise alarms.consumerLag above ${scaleOutCeiling} ` +
+        `or lower scaleOutLagPerTask.`,
+    );
+  }
+  return problems;
+}
+
+/** A managed Redis that can hold the streams, survive a node, and use every primary. */
+function redisProblems(cfg: StageConfig): string[] {
+  const problems: string[] = [];
+  const { redis, stream, network } = cfg;
+  if (!isInt(stream.shards, 1, MAX_STREAM_SHARDS)) {
+    problems.push(
+      `stream.shards must be an integer in 1–${MAX_STREAM_SHARDS}, got ${stream.shards}`,
+    );
+  }
+  if (!isInt(network.azs, 1, 3)) {
+    problems.push(`network.azs must be 1, 2 or 3, got ${network.azs}`);
+  }
+  for (const cidr of network.producerCidrs) {
+    if (!IPV4_CIDR.test(cidr)) {
+      problems.push(
+        `network.producerCidrs must be IPv4 CIDRs like 203.0.113.0/24 (WAF_PRODUCER_CIDRS), got "${cidr}"`,
+      );
+    } else if (redis.mode !== "managed") {
+      problems.push(
+        `network.producerCidrs (${cidr}) only opens a managed Redis; this stage's Redis is external`,
+      );
+    }
+  }
+  if (cfg.influx.managed !== false && cfg.influx.managed.multiAz && network.azs < 2) {
+    problems.push(
+      `influx.managed.multiAz needs a standby in a second AZ, but network.azs is ${network.azs}: ` +
+        `set network.azs to 2 or multiAz to false.`,
+    );
+  }
+  if (redis.mode !== "managed") return problems;
+
+  if (!redis.instance) {
+    problems.push(`redis.instance must name an ElastiCache node type (e.g. "t4g.micro")`);
+  }
+  if (redis.cluster !== false && !isInt(redis.cluster.shards, 1, 500)) {
+    problems.push(`redis.cluster.shards must be an integer in 1–500, got ${redis.cluster.shards}`);
+  }
+  if (!isInt(redis.replicasPerShard, 0, MAX_REPLICAS_PER_SHARD)) {
+    problems.push(
+      `redis.replicasPerShard must be an integer in 0–${MAX_REPLICAS_PER_SHARD}, got ${redis.replicasPerShard}`,
+    );
+  } else if (redis.replicasPerShard > 0 && network.azs < 2) {
+    problems.push(
+      `redis.replicasPerShard (${redis.replicasPerShard}) turns on Multi-AZ failover, which needs ` +
+        `network.azs ≥ 2 (got ${network.azs}): a replica in the primary's AZ fails with it.`,
+    );
+  }
+  if (!isInt(redis.snapshotRetentionDays, 0, MAX_SNAPSHOT_RETENTION_DAYS)) {
+    problems.push(
+      `redis.snapshotRetentionDays must be an integer in 0–${MAX_SNAPSHOT_RETENTION_DAYS}, got ${redis.snapshotRetentionDays}`,
+    );
+  }
+  if (cfg.protect && redis.replicasPerShard < 1) {
+    problems.push(
+      `redis.replicasPerShard is 0 on the protected stage "${cfg.stage}": losing a primary would ` +
+        `lose every record on its streams not yet read. Set redis.replicasPerShard to at least 1.`,
+    );
+  }
+  if (cfg.protect && redis.snapshotRetentionDays < 1) {
+    problems.push(
+      `redis.snapshotRetentionDays is 0 on the protected stage "${cfg.stage}": set it to at least 1 ` +
+        `so the stream, DLQ and alert state can be restored.`,
+    );
+  }
+  const primaries = redisPrimaries(cfg);
+  if (primaries > stream.shards) {
+    problems.push(
+      `redis.cluster.shards (${primaries}) exceeds stream.shards (${stream.shards}): ` +
+        `${primaries - stream.shards} primaries would carry no stream and producers would be held to ` +
+        `the rest. Set stream.shards to at least ${primaries}.`,
+    );
+  }
+  return problems;
+}
+
+/** The application's own limits (core/config.ts) on what infra passes it. */
+function runtimeSettingProblems(cfg: StageConfig): string[] {
+  const problems: string[] = [];
+  const { scoring, notifications, influx } = cfg;
+  if (scoring.profile !== "seed" && scoring.profile !== "crs") {
+    problems.push(`scoring.profile must be "seed" or "crs", got "${scoring.profile}"`);
+  }
+  if (!isInt(scoring.campaignWindowSeconds, 1, 86_400)) {
+    problems.push(
+      `scoring.campaignWindowSeconds must be an integer in 1–86400, got ${scoring.campaignWindowSeconds}`,
+    );
+  }
+  if (!isInt(scoring.campaignMinEvents, 0, 10_000)) {
+    problems.push(
+      `scoring.campaignMinEvents must be an integer in 0–10000 (0 = off), got ${scoring.campaignMinEvents}`,
+    );
+  }
+  for (const [prefix, points] of Object.entries(scoring.weights ?? {})) {
+    if (!/^\d{3}$/.test(prefix) || !isInt(points, -1_000_000, 1_000_000)) {
+      problems.push(
+        `scoring.weights must map three-digit CRS prefixes to integer points, got "${prefix}": ${points}`,
+      );
+    }
+  }
+  if (influx.ipAs !== "tag" && influx.ipAs !== "field") {
+    problems.push(`influx.ipAs must be "tag" or "field", got "${influx.ipAs}"`);
+  }
+  if (!isInt(notifications.channelRatePerMinute, 0, 100_000)) {
+    problems.push(
+      `notifications.channelRatePerMinute must be an integer in 0–100000 (0 = no cap), got ${notifications.channelRatePerMinute}`,
+    );
+  }
+  return problems;
+}
+
+/** Alarm thresholds that can fire at all, early enough, and routes that can deliver. */
+function alarmProblems(cfg: StageConfig): string[] {
+  const problems: string[] = [];
+  const { alarms, alerter } = cfg;
+  if (alarms.alertEventAgeSeconds >= alerter.maxEventAgeSeconds) {
+    problems.push(
+      `alarms.alertEventAgeSeconds (${alarms.alertEventAgeSeconds}) must stay below ` +
+        `alerter.maxEventAgeSeconds (${alerter.maxEventAgeSeconds}): otherwise alerts expire to the ` +
+        `failure queue before the age alarm warns. Lower alarms.alertEventAgeSeconds.`,
+    );
+  }
+  for (const [name, value] of [
+    ["alarms.redisMemoryPercent", alarms.redisMemoryPercent],
+    ["alarms.redisEngineCpuPercent", alarms.redisEngineCpuPercent],
+  ] as const) {
+    if (!(value > 0 && value < 100)) {
+      problems.push(`${name} must be above 0 and below 100, got ${value}`);
+    }
+  }
+  if (!(alarms.redisCpuCredits >= 0)) {
+    problems.push(`alarms.redisCpuCredits must be ≥ 0, got ${alarms.redisCpuCredits}`);
+  }
+  if (alarms.pagerDutyUrl !== undefined && !/^https:\/\/\S+$/.test(alarms.pagerDutyUrl)) {
+    problems.push(
+      `alarms.pagerDutyUrl must be PagerDuty's https:// CloudWatch integration URL (WAF_ALARM_PAGERDUTY_URL)`,
+    );
+  }
+  if (alarms.slack && !(alarms.slack.teamId && alarms.slack.channelId)) {
+    problems.push(
+      "alarms.slack needs both teamId and channelId (WAF_ALARM_SLACK_TEAM_ID, WAF_ALARM_SLACK_CHANNEL_ID)",
+    );
+  }
+  return problems;
+}
+
 /** Every broken invariant of `cfg`, as sentences; empty when the stage is deployable. */
 export function validateStage(cfg: StageConfig): string[] {
   const problems: string[] = [];
@@ -367,6 +764,10 @@ export function validateStage(cfg: StageConfig): string[] {
     ["reader.maxRecordBytes", reader.maxRecordBytes],
     ["reader.maxRetries", reader.maxRetries],
     ["stream.dlqMaxLen", cfg.stream.dlqMaxLen],
+    ["stream.shards", cfg.stream.shards],
+    ["scoring.campaignWindowSeconds", cfg.scoring.campaignWindowSeconds],
+    ["reader.scaling.scaleOutLagPerTask", reader.scaling.scaleOutLagPerTask],
+    ["reader.scaling.scaleInAfterMinutes", reader.scaling.scaleInAfterMinutes],
     ["alarms.periodSeconds", alarms.periodSeconds],
     ["alarms.evaluationPeriods", alarms.evaluationPeriods],
     ["alarms.datapointsToAlarm", alarms.datapointsToAlarm],
@@ -401,7 +802,8 @@ export function validateStage(cfg: StageConfig): string[] {
         `maxTasks ${reader.maxTasks} at deploymentMaxPercent ${reader.deploymentMaxPercent}%) = ${peak} ` +
         `scorer invocations in flight, above scorer.reservedConcurrency (${scorer.reservedConcurrency}): ` +
         `the scorer would be throttled. Raise scorer.reservedConcurrency to at least ${peak}, ` +
-        `or lower reader.maxInFlight, reader.maxTasks or reader.deploymentMaxPercent.`,
+        `or lower reader.maxTasks to ${maxReaderTasksAllowed(cfg)}, reader.maxInFlight or ` +
+        `reader.deploymentMaxPercent.`,
     );
   }
 
@@ -447,9 +849,6 @@ export function validateStage(cfg: StageConfig): string[] {
   if (cfg.influx.managed && cfg.influx.api !== "v2") {
     problems.push(`influx.api must be "v2" with a managed (Timestream for InfluxDB) instance`);
   }
-  if (cfg.redis.mode === "managed" && !cfg.redis.instance) {
-    problems.push(`redis.instance must name an ElastiCache node type (e.g. "t4g.micro")`);
-  }
 
   if (reader.minTasks > reader.maxTasks) {
     problems.push(
@@ -470,9 +869,6 @@ export function validateStage(cfg: StageConfig): string[] {
       `reader.deploymentMaxPercent (${reader.deploymentMaxPercent}%) of reader.minTasks ` +
         `(${reader.minTasks}) leaves no room to start a new task: deployments would stall.`,
     );
-  }
-  if (reader.cpuTargetPercent < 10 || reader.cpuTargetPercent > 90) {
-    problems.push(`reader.cpuTargetPercent must be in 10–90, got ${reader.cpuTargetPercent}`);
   }
   if (!(FARGATE_MEMORY_BY_CPU[reader.cpu] ?? []).includes(reader.memory)) {
     problems.push(
@@ -521,10 +917,16 @@ export function validateStage(cfg: StageConfig): string[] {
   for (const [name, value] of [
     ["alarms.functionErrors", alarms.functionErrors],
     ["alarms.consumerLag", alarms.consumerLag],
-    ["alarms.dlqGrowth", alarms.dlqGrowth],
+    ["alarms.deadLettered", alarms.deadLettered],
+    ["alarms.eventsFailed", alarms.eventsFailed],
+    ["alarms.notificationsFailed", alarms.notificationsFailed],
+    ["alarms.alertEventAgeSeconds", alarms.alertEventAgeSeconds],
   ] as const) {
     if (!(value > 0)) problems.push(`${name} must be above 0, got ${value}`);
   }
+
+  problems.push(...scalingProblems(cfg), ...redisProblems(cfg), ...runtimeSettingProblems(cfg));
+  problems.push(...alarmProblems(cfg));
 
   const n = cfg.notifications;
   if (n.deadlineMs < n.timeoutMs) {
@@ -574,7 +976,7 @@ export function resolveStage(stage: string, ...overrides: StageOverrides[]): Sta
 
 /**
  * Deploy-time facts that are not tuning and do not belong in Git: where the external InfluxDB
- * is, who gets alarm email. Prefixed `WAF_` so a shell set up for `npm start` (`INFLUXDB_URL`
+ * is and which engine it runs (`WAF_INFLUX_IP_AS=tag` for InfluxDB 3.x), where alarms go. Prefixed `WAF_` so a shell set up for `npm start` (`INFLUXDB_URL`
  * pointing at localhost) cannot leak into a deploy.
  */
 export function overridesFromEnv(env: Record<string, string | undefined>): StageOverrides {
@@ -590,9 +992,33 @@ export function overridesFromEnv(env: Record<string, string | undefined>): Stage
     }
     influx.api = env.WAF_INFLUXDB_API;
   }
+  if (env.WAF_INFLUX_IP_AS) {
+    if (env.WAF_INFLUX_IP_AS !== "tag" && env.WAF_INFLUX_IP_AS !== "field") {
+      throw new StageConfigError("(env)", [
+        `WAF_INFLUX_IP_AS must be "tag" or "field", got "${env.WAF_INFLUX_IP_AS}"`,
+      ]);
+    }
+    influx.ipAs = env.WAF_INFLUX_IP_AS;
+  }
   const out: StageOverrides = {};
   if (Object.keys(influx).length > 0) out.influx = influx;
-  if (env.WAF_ALARM_EMAIL) out.alarms = { email: env.WAF_ALARM_EMAIL };
+  if (env.WAF_PRODUCER_CIDRS) {
+    out.network = {
+      producerCidrs: env.WAF_PRODUCER_CIDRS.split(",")
+        .map((c) => c.trim())
+        .filter(Boolean),
+    };
+  }
+  const alarms: Partial<StageConfig["alarms"]> = {};
+  if (env.WAF_ALARM_EMAIL) alarms.email = env.WAF_ALARM_EMAIL;
+  if (env.WAF_ALARM_PAGERDUTY_URL) alarms.pagerDutyUrl = env.WAF_ALARM_PAGERDUTY_URL;
+  if (env.WAF_ALARM_SLACK_TEAM_ID || env.WAF_ALARM_SLACK_CHANNEL_ID) {
+    alarms.slack = {
+      teamId: env.WAF_ALARM_SLACK_TEAM_ID ?? "",
+      channelId: env.WAF_ALARM_SLACK_CHANNEL_ID ?? "",
+    };
+  }
+  if (Object.keys(alarms).length > 0) out.alarms = alarms;
   if (env.WAF_ALERT_EMAIL_FROM || env.WAF_ALERT_EMAIL_TO) {
     out.notifications = { emailFrom: env.WAF_ALERT_EMAIL_FROM, emailTo: env.WAF_ALERT_EMAIL_TO };
   }
