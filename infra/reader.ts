@@ -31,7 +31,7 @@ const plan = readerScaling(settings);
 
 export const reader = new sst.aws.Service("Reader", {
   cluster,
-  image: { context: ".", dockerfile: "functions/reader/Dockerfile" },
+  image: { context: ".", dockerfile: "Dockerfile", target: "reader" },
   architecture: "arm64",
   cpu: tuning.cpu,
   memory: tuning.memory,

@@ -153,6 +153,22 @@ export interface RedisTlsFiles {
   caFile: string;
 }
 
+/** What every throwaway Redis runs with: loopback only, nothing persisted, files in `dir`. */
+const throwawayRedisArgs = (dir: string) => [
+  "--bind",
+  LOOPBACK,
+  "--save",
+  "",
+  "--appendonly",
+  "no",
+  "--dir",
+  dir,
+];
+
+/** The redis-server log line that proves *our* process listens (a port probe would not). */
+const redisReady = async (proc: { output(): string }) =>
+  proc.output().includes("Ready to accept connections");
+
 /**
  * Starts a throwaway Redis (no persistence), optionally with `requirepass`, and optionally
  * TLS-only (`tls`: the URL is then `rediss://`; clients must trust `caFile`).
@@ -185,19 +201,11 @@ export async function startRedis(
               "no",
             ]
           : ["--port", String(port)]),
-        "--bind",
-        LOOPBACK,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        dir,
+        ...throwawayRedisArgs(dir),
         ...(password === undefined ? [] : ["--requirepass", password]),
       ],
     }),
-    // The log line proves that *our* process listens, which a probe of the port would not.
-    ready: async (proc) => proc.output().includes("Ready to accept connections"),
+    ready: redisReady,
   });
 }
 
@@ -259,23 +267,16 @@ export async function startRedisCluster(
             args: [
               "--port",
               String(port),
-              "--bind",
-              LOOPBACK,
+              ...throwawayRedisArgs(dir),
               "--cluster-enabled",
               "yes",
               "--cluster-config-file",
               path.join(dir, "nodes.conf"),
               "--cluster-node-timeout",
               "5000",
-              "--save",
-              "",
-              "--appendonly",
-              "no",
-              "--dir",
-              dir,
             ],
           }),
-          ready: async (proc) => proc.output().includes("Ready to accept connections"),
+          ready: redisReady,
         }),
       );
     }

@@ -146,7 +146,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return fork(file, [], {
       cwd: ROOT,
       env: { ...env, ...extraEnv },
-      // The bundle runs with the Fargate image's Node flags (functions/reader/Dockerfile).
+      // The bundle runs with the Fargate image's Node flags (Dockerfile, target reader).
       execArgv: [
         ...(useTsx ? ["--import", "tsx"] : ["--max-semi-space-size=8"]),
         // WAF_CPU_PROF_DIR=dir: V8 CPU profiles of every process, for finding where time goes.
