@@ -14,6 +14,7 @@
 import { resolve } from "node:path";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/lib/logger.ts";
+import { closeClients } from "../core/lib/redis.ts";
 import { acquireLock, classifyPaths, LockedError } from "../core/ship/files.ts";
 import { GlobError } from "../core/ship/glob.ts";
 import { type ShipHealth, startShipHealth } from "../core/ship/health.ts";
@@ -125,7 +126,7 @@ export async function shipCommand(args: string[], config: Config, io: Io): Promi
     process.off("SIGINT", onSignal);
     process.off("disconnect", onDisconnect);
     await health?.close();
-    await redis.quit().catch(() => redis.disconnect());
+    await closeClients([redis]);
     await release?.();
   }
 }

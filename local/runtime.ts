@@ -8,6 +8,7 @@
  * names SCORER_FUNCTION / ALERT_FUNCTION. Tells its parent `{ ready: url }` over IPC.
  */
 import { ConfigError } from "../core/config.ts";
+import { closeClients } from "../core/lib/redis.ts";
 import { liveDeps as alertDeps, createHandler as createAlertHandler } from "../functions/alert.ts";
 import { createHandler as createScoreHandler, liveDeps as scoreDeps } from "../functions/score.ts";
 import { createLogger, openRedis, redisMode, runtimeConfig } from "../functions/shared/runtime.ts";
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     await server.close();
-    await redis.quit().catch(() => undefined);
+    await closeClients([redis]);
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop());

@@ -14,7 +14,7 @@
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "../core/config.ts";
-import type { RedisClient } from "../core/lib/redis.ts";
+import { closeClients, type RedisClient } from "../core/lib/redis.ts";
 import { maskUrl } from "../core/lib/url.ts";
 import { type StreamNames, streamNames } from "../core/stream/keys.ts";
 import { shardedStatus } from "../core/stream/status.ts";
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     // The WAF and its shipper first: what they wrote reaches the stream while the reader reads.
     await localWaf?.stop();
     await view.close();
-    await redis.quit().catch(() => undefined);
+    await closeClients([redis]);
     await stack.stop();
     console.log("waf: stopped.");
     process.exit(0);

@@ -11,3 +11,23 @@ export type RedisClient = Redis | Cluster;
 export function isCluster(client: RedisClient): client is Cluster {
   return client.isCluster === true;
 }
+
+/**
+ * Closes clients for a process that is stopping: QUIT (what was sent is answered first), but for
+ * at most `graceMs` — with Redis gone, QUIT waits for a reconnect that may never come — then
+ * drops the connections.
+ */
+export async function closeClients(
+  clients: readonly RedisClient[],
+  graceMs = 1_000,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.allSettled(clients.map((c) => c.quit())),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  for (const c of clients) c.disconnect();
+}

@@ -529,6 +529,46 @@ describe("StreamReader against a real Redis", () => {
     expect(reader.stats().acked).toBe(3);
   });
 
+  it("stop() ends within its timeout when Redis is gone for good (the read it waits on never settles)", async () => {
+    const gone = await startRedis();
+    const redis = new Redis(gone.url);
+    const blockingRedis = new Redis(gone.url);
+    for (const c of [redis, blockingRedis]) c.on("error", () => undefined);
+    cleanups.push(async () => {
+      redis.disconnect();
+      blockingRedis.disconnect();
+    });
+    const keys = freshKeys();
+    const reader = new StreamReader({
+      stream: new RedisStream({
+        redis,
+        blocking: blockingRedis,
+        key: keys.stream,
+        group: keys.group,
+        consumer: "reader-1",
+      }),
+      invoker: new ScriptedScorer(async () => DONE),
+      logger: silentLogger,
+      field: "event",
+      batchSize: 10,
+      batchWindowMs: 10,
+      maxInFlight: 2,
+      maxRetries: 3,
+      maxRecordBytes: 1_048_576,
+      dlqKey: keys.dlq,
+      dlqMaxLen: 10_000,
+      claimIdleMs: 1000,
+      blockMs: 50,
+    });
+    await reader.start();
+    await gone.stop();
+    // Blocked reads now wait in the client's offline queue for a Redis that never returns.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    await reader.stop(1_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it("dead-letters an entry exactly once when two readers of the group both reject it", async () => {
     const keys = freshKeys();
     const [id] = await addEvents(keys.stream, 1);

@@ -198,9 +198,13 @@ export class StreamReader {
   async stop(timeoutMs = 30_000): Promise<void> {
     this.running = false;
     this.stopController.abort();
-    await this.loopDone;
+    // Bounded as a whole: with Redis gone, a read the loop waits on never settles (the client
+    // queues it until a reconnect that may never come), and the process must still stop.
     const waited = new AbortController();
-    await Promise.race([this.slots.idle(), sleep(timeoutMs, waited.signal)]);
+    await Promise.race([
+      Promise.all([this.loopDone, this.slots.idle()]),
+      sleep(timeoutMs, waited.signal),
+    ]);
     waited.abort();
   }
 

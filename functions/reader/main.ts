@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { ConfigError } from "../../core/config.ts";
 import { Limiter } from "../../core/lib/limiter.ts";
+import { closeClients } from "../../core/lib/redis.ts";
 import { streamNames } from "../../core/stream/keys.ts";
 import { type ReaderStats, StreamReader } from "../../core/stream/reader.ts";
 import { RedisStream } from "../../core/stream/redis-stream.ts";
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     await Promise.all(readers.map((r) => r.stop(config.DRAIN_TIMEOUT_MS)));
     health?.server.close();
     logger.info("stopped", { ...totals(readers) });
-    await Promise.allSettled([redis.quit(), ...blocking.map((b) => b.quit())]);
+    await closeClients([redis, ...blocking]);
     lambda.destroy();
     process.exit(0);
   };
