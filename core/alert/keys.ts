@@ -3,12 +3,12 @@
  * dedup and notification-progress keys, the notification throttle and channel rate cap, the
  * scorer's per-minute level counts, campaign windows and repeat offenders.
  *
- * One function names them all so that a later change can give every key but the list a Redis
- * Cluster hash tag `{<ALERT_LIST_KEY>}` here, and nowhere else (keys one Lua script touches
- * together must share a slot; the list itself keeps its exact name). Today every key is byte for
- * byte what it was before this module existed, except that parts written by a request (tx_id,
- * category, client) are bounded: a part that is long, not well-formed, or holds characters
- * that could be read as structure becomes `#<SHA-256>` (see {@link keyPart}).
+ * One function names them all. On a Redis Cluster every key but the list carries the hash tag
+ * `{<ALERT_LIST_KEY>}` (keys one Lua script touches together must share a slot; the list itself
+ * keeps its exact name); on a single node every key is byte for byte what it always was. Parts
+ * written by a request (tx_id, category, client) are bounded: a part that is long, not
+ * well-formed, or holds characters that could be read as structure becomes `#<SHA-256>` (see
+ * {@link keyPart}).
  *
  * Pure: names only, no client.
  */
