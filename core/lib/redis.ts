@@ -31,3 +31,18 @@ export async function closeClients(
   clearTimeout(timer);
   for (const c of clients) c.disconnect();
 }
+
+/**
+ * What went wrong with Redis, as fixed text for logs and health answers (messages can carry
+ * hosts, keys or, from other libraries, URLs): a socket error's code (`ECONNREFUSED`), a Redis
+ * error reply's code (`WRONGPASS`, `OOM`, `READONLY`, `CLUSTERDOWN`), else the error's name.
+ */
+export function redisErrorCode(err: unknown): string {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown } | undefined;
+  if (typeof e?.code === "string" && /^[A-Z0-9_]{2,40}$/.test(e.code)) return e.code;
+  if (e?.name === "ReplyError" && typeof e.message === "string") {
+    const word = /^([A-Z][A-Z0-9_]{1,39})\b/.exec(e.message)?.[1];
+    if (word) return word;
+  }
+  return typeof e?.name === "string" && /^\w{1,60}$/.test(e.name) ? e.name : "Error";
+}

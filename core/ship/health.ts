@@ -1,8 +1,11 @@
 /**
- * `GET /healthz` for `waf ship` (on SHIP_HEALTH_PORT when set): 200 while the shipper runs and
- * its last Redis write succeeded, 503 otherwise, with `shipped`, `lag_bytes`, `errors`,
- * `skipped_oversize`, `files` in the body. Loopback only unless told otherwise: the figures
- * are about this host's logs.
+ * `GET /healthz` for `waf ship` (on SHIP_HEALTH_PORT when set): 200 while the shipper runs, 503
+ * once it stopped — the health of this process, as the reader's: during a Redis outage
+ * restarting the shipper fixes nothing (it backs off and catches up from its checkpoint), so a
+ * failing Redis shows in the body (`"status": "redis_failing"`, `redis_ok: false`, `errors`)
+ * and in the logs, never as a 503 that would make a container orchestrator restart it in a
+ * loop. The body: `shipped`, `lag_bytes`, `errors`, `skipped_oversize`, `files`. Loopback only
+ * unless told otherwise: the figures are about this host's logs.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,11 +29,9 @@ export async function startShipHealth(o: {
       return;
     }
     const s = o.stats();
-    const healthy = s.running && s.redis_ok;
-    res.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
-    res.end(
-      JSON.stringify({ status: healthy ? "ok" : s.running ? "redis_failing" : "stopped", ...s }),
-    );
+    const status = !s.running ? "stopped" : s.redis_ok ? "ok" : "redis_failing";
+    res.writeHead(s.running ? 200 : 503, { "content-type": "application/json" });
+    res.end(JSON.stringify({ status, ...s }));
   });
   const host = o.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,7 @@ import type { FileHandle } from "node:fs/promises";
 import { type BackoffPolicy, backoffMs } from "../lib/backoff.ts";
 import { Limiter } from "../lib/limiter.ts";
 import type { Logger } from "../lib/logger.ts";
+import { redisErrorCode } from "../lib/redis.ts";
 import { type Clock, systemClock } from "../lib/time.ts";
 import { AckFrontier, type Batch, BatchBuilder } from "./batch.ts";
 import {
@@ -418,11 +419,11 @@ export class Shipper {
       } catch (err) {
         this.#stats.errors++;
         this.#stats.redis_ok = false;
-        this.#stats.last_error = (err as Error).message;
+        this.#stats.last_error = redisErrorCode(err);
         if (this.#failingSince === undefined) {
           this.#failingSince = this.#clock.now();
           this.#log.warn("Redis write failed; retrying with backoff, nothing is lost", {
-            error: (err as Error).message,
+            error: redisErrorCode(err),
           });
         }
         if (this.#abort.signal.aborted) return;

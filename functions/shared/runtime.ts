@@ -7,7 +7,7 @@ import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type Config, loadConfig } from "../../core/config.ts";
 import type { Logger } from "../../core/lib/logger.ts";
-import { isCluster, type RedisClient } from "../../core/lib/redis.ts";
+import { isCluster, type RedisClient, redisErrorCode } from "../../core/lib/redis.ts";
 import type { Topology } from "../../core/stream/keys.ts";
 
 /** SST secret (linked resource) → the environment variable it stands for (reference §6). */
@@ -96,7 +96,7 @@ function logErrors(client: RedisClient, logger: Logger | undefined): void {
     const now = Date.now();
     if (now - lastLoggedAt < 10_000) return;
     lastLoggedAt = now;
-    logger?.warn("redis connection error; reconnecting", { error: err.code ?? err.name });
+    logger?.warn("redis connection error; reconnecting", { error: redisErrorCode(err) });
   });
 }
 
