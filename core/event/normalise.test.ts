@@ -553,3 +553,17 @@ describe("row 8: reasons never quote the record", () => {
     expect(r.reason).not.toContain("session");
   });
 });
+
+describe("row 2: a message's rule id can never break a point or cost an alert", () => {
+  const withRules = (...ruleIds: string[]) => norm(envelope({ id: "row-2", rules: ruleIds }));
+  it.each([
+    ["ending in a backslash", "9421\\", "9421/"],
+    ["with control characters", "94\n21\u0000", "94?21?"],
+    ["70 KB long", "9".repeat(70_000), "9".repeat(64)],
+    ["cut inside a surrogate pair", `${"1".repeat(63)}😀`, `${"1".repeat(63)}\ufffd`],
+  ])("keeps a rule id %s, made safe", (_what, ruleId, expected) => {
+    const r = withRules("942100", ruleId);
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.event.messages.map((m) => m.ruleId)).toEqual(["942100", expected]);
+  });
+});
