@@ -200,9 +200,11 @@ export class StreamReader {
     this.stopController.abort();
     // Bounded as a whole: with Redis gone, a read the loop waits on never settles (the client
     // queues it until a reconnect that may never come), and the process must still stop.
+    // The loop first: its last turn may still dispatch a batch it read, so in-flight work is
+    // only counted once it has ended.
     const waited = new AbortController();
     await Promise.race([
-      Promise.all([this.loopDone, this.slots.idle()]),
+      this.loopDone.then(() => this.slots.idle()),
       sleep(timeoutMs, waited.signal),
     ]);
     waited.abort();
