@@ -204,7 +204,7 @@ export class StreamReader {
     // only counted once it has ended.
     const waited = new AbortController();
     await Promise.race([
-      this.loopDone.then(() => this.slots.idle()),
+      (this.loopDone ?? Promise.resolve()).then(() => this.slots.idle()),
       sleep(timeoutMs, waited.signal),
     ]);
     waited.abort();
