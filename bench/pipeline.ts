@@ -125,13 +125,13 @@ export interface PipelineResult {
   readerIdleRssMb: number;
 }
 
-interface GroupInfo {
+export interface GroupInfo {
   entriesRead: number;
   pending: number;
   lag: number | null;
 }
 
-async function groupInfo(redis: Redis): Promise<GroupInfo> {
+export async function groupInfo(redis: Redis): Promise<GroupInfo> {
   const s = await streamStatus(redis, { stream: STREAM, group: GROUP, dlq: DLQ });
   return {
     entriesRead: s.entriesRead,
@@ -144,7 +144,7 @@ async function groupInfo(redis: Redis): Promise<GroupInfo> {
  * Waits until the `count` entries added after `before` was taken were read by the group and none
  * is pending, or `maxS` passed. `done` counts those of them acknowledged (or dead-lettered).
  */
-async function drain(
+export async function drain(
   redis: Redis,
   before: GroupInfo,
   count: number,

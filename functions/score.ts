@@ -14,6 +14,7 @@ import type { AlertQueue } from "../core/alert/alert-queue.ts";
 import { CampaignStore } from "../core/alert/campaign-store.ts";
 import { alertKeys } from "../core/alert/keys.ts";
 import type { Config } from "../core/config.ts";
+import { logsDebug } from "../core/lib/logger.ts";
 import { isCluster } from "../core/lib/redis.ts";
 import { emptyTally, LevelCounts } from "../core/metrics/level-counts.ts";
 import type { PointWriter } from "../core/metrics/writer.ts";
@@ -84,6 +85,8 @@ export function createHandler(deps: ScoreDeps) {
       throw new InvalidBatchError(parsed.error.issues[0]?.message ?? "unreadable");
     }
     const levels = emptyTally();
+    // Asked once per batch: below the active level no per-record log item is built.
+    const debug = logsDebug(logger);
     const { batchItemFailures, rejected, summary } = await scoreBatch(parsed.data, {
       settings,
       writer: deps.writer,
@@ -98,6 +101,7 @@ export function createHandler(deps: ScoreDeps) {
         }),
       onScored: (id, ev, score) => {
         levels[score.level]++;
+        if (!score.alert && !debug) return;
         const fields = {
           stream_id: id,
           tx_id: ev.txId,

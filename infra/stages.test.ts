@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MAX_REQUEST_BYTES } from "../core/stream/contract.ts";
 import {
   type AlarmDef,
   type AlarmTargets,
@@ -17,8 +18,8 @@ import {
   FARGATE_MAX_STOP_TIMEOUT_S,
   functionsInVpc,
   LAMBDA_SYNC_PAYLOAD_BYTES,
-  maxBatchPayloadBytes,
   maxReaderTasksAllowed,
+  maxRecordPayloadBytes,
   NOTIFICATION_CHANNELS,
   overridesFromEnv,
   peakPendingEntries,
@@ -65,12 +66,12 @@ describe("the stage table", () => {
     },
   );
 
-  it.each(EVERY_STAGE)("keeps a full %s batch below Lambda's 6 MB sync payload", (stage) => {
+  it.each(EVERY_STAGE)("lets one %s record at its worst travel alone below 6 MB", (stage) => {
     const cfg = resolveStage(stage);
-    expect(cfg.reader.batchSize * cfg.reader.maxRecordBytes).toBeLessThan(
-      LAMBDA_SYNC_PAYLOAD_BYTES,
-    );
-    expect(maxBatchPayloadBytes(cfg)).toBeLessThan(LAMBDA_SYNC_PAYLOAD_BYTES);
+    // a record of control characters only: every byte a six-byte \u00XX escape
+    expect(maxRecordPayloadBytes(cfg)).toBeGreaterThan(cfg.reader.maxRecordBytes * 6);
+    expect(maxRecordPayloadBytes(cfg)).toBeLessThanOrEqual(MAX_REQUEST_BYTES);
+    expect(MAX_REQUEST_BYTES).toBeLessThan(LAMBDA_SYNC_PAYLOAD_BYTES);
   });
 
   it.each(EVERY_STAGE)(
@@ -322,13 +323,13 @@ describe("overrides", () => {
     expect(cfg.reader.maxInFlight).toBe(4); // untouched keys of the section are kept
   });
 
-  it("refuses a batch that could exceed the 6 MB payload", () => {
-    expect(problemsOf(() => resolveStage("dev", { reader: { batchSize: 100 } }))).toEqual([
-      expect.stringContaining("synchronous payload limit"),
-    ]);
-    expect(() => resolveStage("dev", { reader: { maxRecordBytes: 1024 * 1024 } })).toThrow(
-      /payload limit/,
-    );
+  it("refuses a record limit whose worst record could not travel alone", () => {
+    // batches are cut by bytes: the batch size is no longer bounded by the payload
+    expect(() => resolveStage("dev", { reader: { batchSize: 100 } })).not.toThrow();
+    expect(
+      problemsOf(() => resolveStage("dev", { reader: { maxRecordBytes: 1024 * 1024 } })),
+    ).toEqual([expect.stringContaining("Lower reader.maxRecordBytes")]);
+    expect(() => resolveStage("dev", { reader: { maxRecordBytes: 900 * 1024 } })).not.toThrow();
   });
 
   it("refuses a scorer timeout too close to the invoke budget", () => {

@@ -8,18 +8,18 @@
  * breaks them cannot be deployed (the error names the stage, the setting and the fix).
  */
 
+import {
+  MAX_ESCAPE_FACTOR,
+  MAX_REQUEST_BYTES,
+  RECORD_OVERHEAD_BYTES,
+  REQUEST_OVERHEAD_BYTES,
+} from "../core/stream/contract.ts";
+
 export const BUILT_IN_STAGES = ["dev", "staging", "production"] as const;
 export type BuiltInStage = (typeof BUILT_IN_STAGES)[number];
 
 /** Lambda's limit for a synchronous (RequestResponse) invocation payload: 6 MB. */
 export const LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
-/**
- * A record travels to the scorer as a JSON string inside the JSON invoke payload
- * (`core/stream/contract.ts`): escaping can double it (every `"` becomes `\"`), and each entry
- * carries its id and delivery count.
- */
-export const PAYLOAD_ESCAPE_FACTOR = 2;
-export const PAYLOAD_ENTRY_OVERHEAD_BYTES = 128;
 /** Fargate's ceiling for a container's stopTimeout (SIGTERM to SIGKILL). */
 export const FARGATE_MAX_STOP_TIMEOUT_S = 120;
 /** After its last invocation returns, a draining reader still acknowledges and flushes metrics. */
@@ -501,10 +501,15 @@ export function peakScorerInvocations(cfg: StageConfig): number {
   return cfg.reader.maxInFlight * peakReaderTasks(cfg);
 }
 
-/** Upper bound of one batch's invoke payload, from the batch size and the record limit. */
-export function maxBatchPayloadBytes(cfg: StageConfig): number {
-  const perEntry = cfg.reader.maxRecordBytes * PAYLOAD_ESCAPE_FACTOR + PAYLOAD_ENTRY_OVERHEAD_BYTES;
-  return cfg.reader.batchSize * perEntry;
+/**
+ * The largest invoke payload one record can need: its bytes, every one escaped at worst
+ * (core/stream/contract.ts), and its entry's fields. The reader cuts batches by bytes
+ * (`MAX_REQUEST_BYTES`), so this bounds a batch of one — the only batch that can pass the cut.
+ */
+export function maxRecordPayloadBytes(cfg: StageConfig): number {
+  return (
+    REQUEST_OVERHEAD_BYTES + cfg.reader.maxRecordBytes * MAX_ESCAPE_FACTOR + RECORD_OVERHEAD_BYTES
+  );
 }
 
 /** Seconds a task needs after SIGTERM: its last invocation can run the scorer's full timeout. */
@@ -807,12 +812,13 @@ export function validateStage(cfg: StageConfig): string[] {
     );
   }
 
-  const payload = maxBatchPayloadBytes(cfg);
-  if (payload >= LAMBDA_SYNC_PAYLOAD_BYTES) {
+  const payload = maxRecordPayloadBytes(cfg);
+  if (payload > MAX_REQUEST_BYTES) {
     problems.push(
-      `reader.batchSize (${reader.batchSize}) × (reader.maxRecordBytes ${reader.maxRecordBytes} × ` +
-        `${PAYLOAD_ESCAPE_FACTOR} + ${PAYLOAD_ENTRY_OVERHEAD_BYTES}) = ${payload} bytes, not below ` +
-        `Lambda's ${LAMBDA_SYNC_PAYLOAD_BYTES}-byte synchronous payload limit: lower one of them.`,
+      `reader.maxRecordBytes (${reader.maxRecordBytes}) × ${MAX_ESCAPE_FACTOR} (every byte escaped) + ` +
+        `${REQUEST_OVERHEAD_BYTES + RECORD_OVERHEAD_BYTES} = ${payload} bytes: one such record alone ` +
+        `would not fit the reader's ${MAX_REQUEST_BYTES}-byte request (below Lambda's ` +
+        `${LAMBDA_SYNC_PAYLOAD_BYTES}-byte synchronous payload limit). Lower reader.maxRecordBytes.`,
     );
   }
 

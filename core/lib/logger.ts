@@ -27,3 +27,15 @@ export const consoleLogger: Logger = {
   warn: (m, ...e) => console.warn(m, ...e),
   error: (m, ...e) => console.error(m, ...e),
 };
+
+/**
+ * Whether `logger` writes `debug` lines: Powertools' `Logger` is asked its level (its `debug`
+ * call costs even when dropped: it reads the environment for a trace id first); any other
+ * logger is assumed to. Callers ask once per batch, not per record.
+ */
+export function logsDebug(logger: Logger): boolean {
+  const named = logger as Logger & { getLevelName?: () => string };
+  if (typeof named.getLevelName !== "function") return true;
+  const level = named.getLevelName();
+  return level === "DEBUG" || level === "TRACE";
+}

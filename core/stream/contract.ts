@@ -43,3 +43,57 @@ export interface ScoreResponse {
   batchItemFailures: BatchItemFailure[];
   rejected: RejectedItem[];
 }
+
+const NON_ASCII = /[\u0080-\uffff]/g;
+
+function escapeNonAscii(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/** `JSON.stringify(text)` with every non-ASCII character as a `\uXXXX` escape. */
+function asciiJson(text: string): string {
+  const json = JSON.stringify(text);
+  // One native scan; only the rare text beyond ASCII pays for the replacement.
+  NON_ASCII.lastIndex = 0;
+  return NON_ASCII.test(json) ? json.replace(NON_ASCII, escapeNonAscii) : json;
+}
+
+/**
+ * One record of a {@link ScoreRequest} serialised as JSON, all ASCII: characters beyond ASCII
+ * travel as `\uXXXX` escapes (JSON.parse gives back the same string). An ASCII payload is as
+ * many bytes as it has characters, so a batch is measured by adding lengths, turned into bytes
+ * by a plain copy, and decoded by the scorer on the fast path. Entry IDs are Redis's own
+ * (`<ms>-<seq>`): they need no escaping.
+ */
+export function serialiseRecord(r: StreamRecord): string {
+  const data = asciiJson(r.data);
+  // origin_id is a stream field a producer may set: serialised like any string.
+  const origin = r.originId === undefined ? "" : `,"originId":${asciiJson(r.originId)}`;
+  const shard = r.shard === undefined ? "" : `,"shard":${r.shard}`;
+  return `{"id":"${r.id}","data":${data},"deliveryCount":${r.deliveryCount}${origin}${shard}}`;
+}
+
+/** The request body of serialised records (see {@link serialiseRecord}): ASCII JSON. */
+export function requestBody(parts: readonly string[]): string {
+  return `{"records":[${parts.join(",")}]}`;
+}
+
+/** Bytes {@link requestBody} adds around its parts (a comma per part aside). */
+export const REQUEST_OVERHEAD_BYTES = 14;
+
+/**
+ * The reader cuts a batch when its request body would pass this many bytes: below Lambda's
+ * 6 MB (6,291,456-byte) synchronous payload limit with room for the SDK's envelope. A batch is
+ * cut by bytes, not only by `BATCH_SIZE`, so a large batch of typical records fits while one
+ * huge record travels alone.
+ */
+export const MAX_REQUEST_BYTES = 5_500_000;
+
+/**
+ * The most bytes one record byte can take in the body: a control character becomes a
+ * six-byte `\u00XX` escape (non-ASCII text at most triples: `é` is 2 bytes, `\u00e9` 6).
+ */
+export const MAX_ESCAPE_FACTOR = 6;
+
+/** An entry's fields around its data: id, originId, delivery count, shard, quotes, comma. */
+export const RECORD_OVERHEAD_BYTES = 128;

@@ -33,9 +33,12 @@ class ScriptedScorer implements ScorerInvoker {
 
   constructor(public answer: Answer = () => DONE) {}
 
-  async invoke(body: string): Promise<ScoreResponse> {
-    const { records } = JSON.parse(body) as ScoreRequest;
-    this.calls.push({ records, bytes: Buffer.byteLength(body) });
+  async invoke(payload: Uint8Array): Promise<ScoreResponse> {
+    // The contract: ASCII JSON (non-ASCII text travels escaped), so bytes = characters.
+    const nonAscii = payload.findIndex((b) => b > 0x7f);
+    if (nonAscii >= 0) throw new Error(`payload byte ${nonAscii} is not ASCII`);
+    const { records } = JSON.parse(Buffer.from(payload).toString("latin1")) as ScoreRequest;
+    this.calls.push({ records, bytes: payload.length });
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {

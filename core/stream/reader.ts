@@ -12,7 +12,14 @@
 import { Limiter } from "../lib/limiter.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type Clock, sleep, systemClock } from "../lib/time.ts";
-import type { ScoreResponse, StreamRecord } from "./contract.ts";
+import {
+  MAX_REQUEST_BYTES,
+  REQUEST_OVERHEAD_BYTES,
+  requestBody,
+  type ScoreResponse,
+  type StreamRecord,
+  serialiseRecord,
+} from "./contract.ts";
 import { deadLetterFields, inputRecord, type StreamEntry } from "./entry.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "./errors.ts";
 import { type Action, type Delivery, DeliveryPolicy } from "./policy.ts";
@@ -20,11 +27,12 @@ import type { StreamPort } from "./redis-stream.ts";
 
 export interface ScorerInvoker {
   /**
-   * Invokes the scoring function synchronously with a serialised `{ records }` body.
+   * Invokes the scoring function synchronously with a serialised `{ records }` body: ASCII
+   * JSON bytes ({@link requestBody}).
    * @throws FunctionInvocationError when the function failed as a whole
    * @throws InvokeUnavailableError when it could not be invoked
    */
-  invoke(body: string, records: readonly StreamRecord[]): Promise<ScoreResponse>;
+  invoke(payload: Uint8Array): Promise<ScoreResponse>;
 }
 
 export interface ReaderOptions {
@@ -94,8 +102,6 @@ interface RetryBatch {
   reclaim: boolean;
 }
 
-export const DEFAULT_MAX_BATCH_BYTES = 5_500_000;
-
 /** How many times a batch still filling up looks for more entries within BATCH_WINDOW_MS. */
 const WINDOW_STEPS = 5;
 /** Own pending entries taken back at start, at most. */
@@ -133,7 +139,7 @@ export class StreamReader {
 
   constructor(opts: ReaderOptions) {
     this.o = {
-      maxBatchBytes: DEFAULT_MAX_BATCH_BYTES,
+      maxBatchBytes: MAX_REQUEST_BYTES,
       retryBaseMs: 200,
       retryMaxMs: Math.max(1000, Math.min(30_000, Math.floor(opts.claimIdleMs / 2))),
       blockMs: 500,
@@ -429,7 +435,7 @@ export class StreamReader {
     const invalid: Action<Held>[] = [];
     const batches: Array<{ entries: Held[]; parts: string[] }> = [];
     let current: { entries: Held[]; parts: string[] } = { entries: [], parts: [] };
-    let bytes = 20;
+    let bytes = REQUEST_OVERHEAD_BYTES;
     for (const e of entries) {
       if (e.data === undefined) {
         invalid.push(this.policy.invalid(e, `entry has no "${this.o.field}" field`));
@@ -448,12 +454,13 @@ export class StreamReader {
         );
         continue;
       }
-      const part = JSON.stringify(toRecord(e, this.shard));
-      const size = Buffer.byteLength(part) + 1;
+      // ASCII: its length is its size in bytes (the comma before it included).
+      const part = serialiseRecord(toRecord(e, this.shard));
+      const size = part.length + 1;
       if (current.entries.length > 0 && bytes + size > this.o.maxBatchBytes) {
         batches.push(current);
         current = { entries: [], parts: [] };
-        bytes = 20;
+        bytes = REQUEST_OVERHEAD_BYTES;
       }
       current.entries.push(e);
       current.parts.push(part);
@@ -482,14 +489,13 @@ export class StreamReader {
   /** One invocation; always releases its slot. */
   private async runBatch(entries: Held[], parts: string[]): Promise<void> {
     try {
-      const body = `{"records":[${parts.join(",")}]}`;
+      // One copy from the (ASCII) string to the bytes that are sent.
+      const payload = Buffer.from(requestBody(parts), "latin1");
+      parts.length = 0;
       this.stats_.invocations++;
       let response: ScoreResponse;
       try {
-        response = await this.o.invoker.invoke(
-          body,
-          entries.map((e) => toRecord(e, this.shard)),
-        );
+        response = await this.o.invoker.invoke(payload);
       } catch (err) {
         this.stats_.invocationErrors++;
         await this.apply(this.onInvocationError(entries, err));

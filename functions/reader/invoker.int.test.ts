@@ -117,7 +117,8 @@ function client(url: string, token: string): LambdaClient {
 const records: StreamRecord[] = [
   { id: "1-0", data: JSON.stringify(envelope({ id: "a", anomaly: 65 })), deliveryCount: 1 },
 ];
-const body = JSON.stringify({ records });
+const bytes = (text: string) => new TextEncoder().encode(text);
+const body = bytes(JSON.stringify({ records }));
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -158,17 +159,17 @@ describe("createLambdaInvoker against the local Invoke API", () => {
   });
 
   it("hands the handler the request body and maps its answer", async () => {
-    const res = await invoker("answers").invoke(body, records);
+    const res = await invoker("answers").invoke(body);
     expect(res).toEqual(scoreResponse);
     expect(received.answers?.at(-1)).toEqual({ records });
   });
 
   it("keeps only the contract's fields of an answer", async () => {
-    expect(await invoker("answers-extra").invoke(body, records)).toStrictEqual(scoreResponse);
+    expect(await invoker("answers-extra").invoke(body)).toStrictEqual(scoreResponse);
   });
 
   it("reads missing lists as empty", async () => {
-    expect(await invoker("answers-empty").invoke(body, records)).toStrictEqual({
+    expect(await invoker("answers-empty").invoke(body)).toStrictEqual({
       batchItemFailures: [],
       rejected: [],
     });
@@ -176,10 +177,9 @@ describe("createLambdaInvoker against the local Invoke API", () => {
 
   it("maps the real scoring handler's answer", async () => {
     const bad = { id: "2-0", data: "not json", deliveryCount: 1 };
-    const res = await invoker("scorer").invoke(JSON.stringify({ records: [...records, bad] }), [
-      ...records,
-      bad,
-    ]);
+    const res = await invoker("scorer").invoke(
+      bytes(JSON.stringify({ records: [...records, bad] })),
+    );
     expect(res).toEqual({
       batchItemFailures: [],
       rejected: [{ itemIdentifier: "2-0", reason: expect.stringMatching(/^not JSON/) }],
@@ -187,14 +187,14 @@ describe("createLambdaInvoker against the local Invoke API", () => {
   });
 
   it("throws FunctionInvocationError with the error's type and message when the handler throws", async () => {
-    const err = await rejection(invoker("throws").invoke(body, records));
+    const err = await rejection(invoker("throws").invoke(body));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("Unhandled");
     expect(err.message).toBe("TypeError: cannot read properties of undefined");
   });
 
   it("throws FunctionInvocationError when the real scoring handler refuses a malformed batch", async () => {
-    const err = await rejection(invoker("scorer").invoke('{"records":"nope"}', []));
+    const err = await rejection(invoker("scorer").invoke(bytes('{"records":"nope"}')));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect(err.message).toMatch(/^InvalidBatchError: invalid scoring request/);
   });
@@ -204,20 +204,20 @@ describe("createLambdaInvoker against the local Invoke API", () => {
     ["nothing (null)", "answers-nothing"],
     ["lists of the wrong type", "answers-wrong-shape"],
   ])("throws FunctionInvocationError when the function answers %s", async (_what, fn) => {
-    const err = await rejection(invoker(fn).invoke(body, records));
+    const err = await rejection(invoker(fn).invoke(body));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("InvalidResponse");
     expect(err.message).toMatch(/unexpected shape/);
   });
 
   it("throws FunctionInvocationError when the answer cannot be serialised", async () => {
-    const err = await rejection(invoker("answers-bigint").invoke(body, records));
+    const err = await rejection(invoker("answers-bigint").invoke(body));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect(err.message).toMatch(/^Runtime\.MarshalError/);
   });
 
   it("throws FunctionInvocationError for a request body that is not JSON (the batch's fault)", async () => {
-    const err = await rejection(invoker("answers").invoke("{not json", records));
+    const err = await rejection(invoker("answers").invoke(bytes("{not json")));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("InvalidRequestContentException");
   });
@@ -226,14 +226,14 @@ describe("createLambdaInvoker against the local Invoke API", () => {
     const big = JSON.stringify({
       records: [{ id: "1-0", data: "x".repeat(6 * 1024 * 1024), deliveryCount: 1 }],
     });
-    const err = await rejection(invoker("answers").invoke(big, records));
+    const err = await rejection(invoker("answers").invoke(bytes(big)));
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("RequestTooLargeException");
   });
 
   it("throws InvokeUnavailableError naming ResourceNotFoundException for an unknown function", async () => {
     // A configuration problem (SCORER_FUNCTION wrong), not a record's: no attempt is charged.
-    const err = await rejection(invoker("no-such-function").invoke(body, records));
+    const err = await rejection(invoker("no-such-function").invoke(body));
     expect(err).toBeInstanceOf(InvokeUnavailableError);
     expect(err.message).toMatch(/^ResourceNotFoundException: Function not found/);
     expect(err.message).toContain("no-such-function");
@@ -244,7 +244,7 @@ describe("createLambdaInvoker without a working Invoke API", () => {
   it("throws InvokeUnavailableError when nothing listens", async () => {
     const port = await freePort();
     const err = await rejection(
-      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body, records),
+      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body),
     );
     expect(err).toBeInstanceOf(InvokeUnavailableError);
     expect(err.message).toMatch(/ECONNREFUSED/);
@@ -253,11 +253,9 @@ describe("createLambdaInvoker without a working Invoke API", () => {
   it("throws InvokeUnavailableError once the local runtime has shut down", async () => {
     const server = await lambdaServer();
     const lambda = client(server.url, server.token);
-    expect(await createLambdaInvoker(lambda, "answers").invoke(body, records)).toEqual(
-      scoreResponse,
-    );
+    expect(await createLambdaInvoker(lambda, "answers").invoke(body)).toEqual(scoreResponse);
     await server.close();
-    const err = await rejection(createLambdaInvoker(lambda, "answers").invoke(body, records));
+    const err = await rejection(createLambdaInvoker(lambda, "answers").invoke(body));
     expect(err).toBeInstanceOf(InvokeUnavailableError);
   });
 
@@ -280,7 +278,7 @@ describe("createLambdaInvoker without a working Invoke API", () => {
     );
     const { port } = broken.address() as AddressInfo;
     const err = await rejection(
-      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body, records),
+      createLambdaInvoker(client(`http://127.0.0.1:${port}`, "t"), "answers").invoke(body),
     );
     expect(err).toBeInstanceOf(FunctionInvocationError);
     expect((err as FunctionInvocationError).errorType).toBe("InvalidResponse");

@@ -6,7 +6,7 @@
 
 import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { z } from "zod";
-import type { ScoreResponse, StreamRecord } from "../../core/stream/contract.ts";
+import type { ScoreResponse } from "../../core/stream/contract.ts";
 import { FunctionInvocationError, InvokeUnavailableError } from "../../core/stream/errors.ts";
 import type { ScorerInvoker } from "../../core/stream/reader.ts";
 import { invokeFunction } from "../shared/lambda.ts";
@@ -20,10 +20,10 @@ const decoder = new TextDecoder();
 
 export function createLambdaInvoker(client: LambdaClient, functionName: string): ScorerInvoker {
   return {
-    async invoke(body: string, _records: readonly StreamRecord[]): Promise<ScoreResponse> {
+    async invoke(payload: Uint8Array): Promise<ScoreResponse> {
       let res: InvokeCommandOutput;
       try {
-        res = await invokeFunction(client, functionName, "RequestResponse", body);
+        res = await invokeFunction(client, functionName, "RequestResponse", payload);
       } catch (err) {
         const e = err as Error & { name?: string };
         // A payload the service refuses is the batch's fault, not an outage.
