@@ -66,7 +66,8 @@ try {
     const cores = meter.stop();
     if (run === 0) continue;
     const row: Record<string, number> = { records_per_s: Math.round(d.done / d.seconds) };
-    for (const [k, c] of Object.entries(cores)) row[`${k}_us`] = Math.round((c * d.seconds * 1e6) / d.done);
+    for (const [k, c] of Object.entries(cores))
+      row[`${k}_us`] = Math.round((c * d.seconds * 1e6) / d.done);
     row.load = Math.round((os.loadavg()[0] ?? 0) * 10) / 10;
     progress(JSON.stringify(row));
     rows.push(row);
@@ -77,7 +78,9 @@ try {
     return v[Math.floor(v.length / 2)];
   };
   const keys = Object.keys(rows[0] ?? {});
-  process.stdout.write(`${JSON.stringify({ batch_size: batchSize, records, ...Object.fromEntries(keys.map((k) => [k, median(k)])) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ batch_size: batchSize, records, ...Object.fromEntries(keys.map((k) => [k, median(k)])) })}\n`,
+  );
 } finally {
   await stack.stop();
   await redis.quit();
