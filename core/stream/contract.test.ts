@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   MAX_ESCAPE_FACTOR,
   REQUEST_OVERHEAD_BYTES,
-  requestBody,
+  requestPayload,
   type StreamRecord,
   serialiseRecord,
 } from "./contract.ts";
@@ -40,17 +40,26 @@ describe("serialiseRecord", () => {
   });
 });
 
-describe("requestBody", () => {
-  it("is a ScoreRequest of the parts, REQUEST_OVERHEAD_BYTES plus a comma per part around them", () => {
+describe("requestPayload", () => {
+  it("is a ScoreRequest of the parts, REQUEST_OVERHEAD_BYTES plus a comma between parts around them", () => {
     const records = [
       { id: "1-0", data: "a", deliveryCount: 1 },
-      { id: "2-0", data: "b", deliveryCount: 1 },
+      { id: "2-0", data: "b\u00e9", deliveryCount: 1 },
     ];
     const parts = records.map(serialiseRecord);
-    const body = requestBody(parts);
-    expect(JSON.parse(body)).toEqual({ records });
-    expect(body.length).toBe(
-      REQUEST_OVERHEAD_BYTES + parts.reduce((n, p) => n + p.length, 0) + parts.length - 1,
-    );
+    const bytes = REQUEST_OVERHEAD_BYTES + parts.reduce((n, p) => n + p.length, 0) + 1;
+    const payload = requestPayload(parts, bytes);
+    expect(payload.length).toBe(bytes);
+    expect(JSON.parse(payload.toString("utf8"))).toEqual({ records });
+    expect(JSON.parse(requestPayload([], REQUEST_OVERHEAD_BYTES).toString())).toEqual({
+      records: [],
+    });
+  });
+
+  it("refuses a miscounted size instead of sending a cut or padded body", () => {
+    const parts = [serialiseRecord({ id: "1-0", data: "a", deliveryCount: 1 })];
+    expect(() =>
+      requestPayload(parts, REQUEST_OVERHEAD_BYTES + (parts[0] ?? "").length + 5),
+    ).toThrow(/were counted/);
   });
 });

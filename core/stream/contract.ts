@@ -73,12 +73,26 @@ export function serialiseRecord(r: StreamRecord): string {
   return `{"id":"${r.id}","data":${data},"deliveryCount":${r.deliveryCount}${origin}${shard}}`;
 }
 
-/** The request body of serialised records (see {@link serialiseRecord}): ASCII JSON. */
-export function requestBody(parts: readonly string[]): string {
-  return `{"records":[${parts.join(",")}]}`;
+const COMMA = 0x2c;
+
+/**
+ * The request body of serialised records (see {@link serialiseRecord}), `{"records":[…]}`,
+ * written part by part into one buffer of exactly `bytes` bytes (the parts' lengths, a comma
+ * between parts and {@link REQUEST_OVERHEAD_BYTES}): no joined string is built and copied again.
+ */
+export function requestPayload(parts: readonly string[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = out.write('{"records":[', 0, "latin1");
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) out[at++] = COMMA;
+    at += out.write(parts[i] as string, at, "latin1");
+  }
+  at += out.write("]}", at, "latin1");
+  if (at !== bytes) throw new Error(`request payload is ${at} bytes, ${bytes} were counted`);
+  return out;
 }
 
-/** Bytes {@link requestBody} adds around its parts (a comma per part aside). */
+/** Bytes {@link requestPayload} adds around its parts (the commas between them aside). */
 export const REQUEST_OVERHEAD_BYTES = 14;
 
 /**

@@ -15,7 +15,7 @@ import { type Clock, sleep, systemClock } from "../lib/time.ts";
 import {
   MAX_REQUEST_BYTES,
   REQUEST_OVERHEAD_BYTES,
-  requestBody,
+  requestPayload,
   type ScoreResponse,
   type StreamRecord,
   serialiseRecord,
@@ -93,6 +93,13 @@ interface Held extends Delivery {
   data: string | undefined;
   /** `origin_id` of a record redriven from the DLQ (see StreamRecord.originId). */
   originId: string | undefined;
+}
+
+/** Entries bound for one invocation, their serialised records and the body's size in bytes. */
+interface Batch {
+  entries: Held[];
+  parts: string[];
+  bytes: number;
 }
 
 interface RetryBatch {
@@ -433,9 +440,8 @@ export class StreamReader {
    */
   private dispatch(entries: Held[]): void {
     const invalid: Action<Held>[] = [];
-    const batches: Array<{ entries: Held[]; parts: string[] }> = [];
-    let current: { entries: Held[]; parts: string[] } = { entries: [], parts: [] };
-    let bytes = REQUEST_OVERHEAD_BYTES;
+    const batches: Batch[] = [];
+    let current: Batch = { entries: [], parts: [], bytes: REQUEST_OVERHEAD_BYTES };
     for (const e of entries) {
       if (e.data === undefined) {
         invalid.push(this.policy.invalid(e, `entry has no "${this.o.field}" field`));
@@ -456,15 +462,15 @@ export class StreamReader {
       }
       // ASCII: its length is its size in bytes (the comma before it included).
       const part = serialiseRecord(toRecord(e, this.shard));
-      const size = part.length + 1;
-      if (current.entries.length > 0 && bytes + size > this.o.maxBatchBytes) {
+      const size = current.parts.length > 0 ? part.length + 1 : part.length;
+      if (current.entries.length > 0 && current.bytes + size > this.o.maxBatchBytes) {
         batches.push(current);
-        current = { entries: [], parts: [] };
-        bytes = REQUEST_OVERHEAD_BYTES;
+        current = { entries: [e], parts: [part], bytes: REQUEST_OVERHEAD_BYTES + part.length };
+        continue;
       }
       current.entries.push(e);
       current.parts.push(part);
-      bytes += size;
+      current.bytes += size;
     }
     if (current.entries.length > 0) batches.push(current);
 
@@ -476,22 +482,22 @@ export class StreamReader {
     for (const b of batches) {
       if (slotUsed) {
         void this.slots.acquire().then((ok) => {
-          if (ok) return this.runBatch(b.entries, b.parts);
+          if (ok) return this.runBatch(b);
         });
       } else {
         slotUsed = true;
-        void this.runBatch(b.entries, b.parts);
+        void this.runBatch(b);
       }
     }
     if (!slotUsed) this.slots.release();
   }
 
   /** One invocation; always releases its slot. */
-  private async runBatch(entries: Held[], parts: string[]): Promise<void> {
+  private async runBatch(batch: Batch): Promise<void> {
+    const { entries } = batch;
     try {
-      // One copy from the (ASCII) string to the bytes that are sent.
-      const payload = Buffer.from(requestBody(parts), "latin1");
-      parts.length = 0;
+      const payload = requestPayload(batch.parts, batch.bytes);
+      batch.parts.length = 0;
       this.stats_.invocations++;
       let response: ScoreResponse;
       try {
