@@ -32,7 +32,7 @@ function runQuick(): Promise<{ stdout: string; stderr: string }> {
     execFile(
       process.execPath,
       ["--import", "tsx", "bench/run.ts", "--quick", "--json"],
-      { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: ROOT, timeout: 150_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`bench --quick failed: ${err.message}\n${stderr.slice(-4000)}`));
         else resolvePromise({ stdout, stderr });
@@ -58,5 +58,40 @@ describe("npm run bench -- --quick --json", () => {
     const ship = result.ship as Record<string, unknown>;
     for (const key of ["ship_records_per_s", "xadd_ceiling_records_per_s", "ship_vs_xadd_ceiling"])
       expect((ship[key] as number) > 0, `ship.${key} = ${ship[key]}`).toBe(true);
-  }, 150_000);
+    // The Redis Cluster phase: both configurations measured, every record drained.
+    const cluster = result.cluster as Record<string, unknown>;
+    const positive = (value: unknown, name: string) => {
+      expect(typeof value, name).toBe("number");
+      expect(Number.isFinite(value as number) && (value as number) > 0, `${name} = ${value}`).toBe(
+        true,
+      );
+    };
+    for (const key of [
+      "cluster_shard1_records_per_s",
+      "cluster_shard3_readers2_records_per_s",
+      "cluster_shard3_vs_shard1",
+      "records_per_s_per_reader_task",
+      "records_per_s_per_shard",
+      "cluster_backlog_records",
+    ])
+      positive(cluster[key], `cluster.${key}`);
+    const configs = ["shard1", "shard3_readers2"] as const;
+    const per = (key: string) => cluster[key] as Record<(typeof configs)[number], unknown>;
+    for (const c of configs) {
+      positive(per("cluster_drain_s")[c], `cluster.cluster_drain_s.${c}`);
+      const cpu = per("cluster_cpu_us_per_record")[c] as Record<string, unknown>;
+      for (const proc of ["readers", "runtime", "redis"]) positive(cpu[proc], `cpu ${c}.${proc}`);
+      expect(per("cluster_drained_records")[c], `drained ${c}`).toBe(
+        cluster.cluster_backlog_records,
+      );
+      expect(per("cluster_dead_lettered")[c], `dead-lettered ${c}`).toBe(
+        per("cluster_invalid_records")[c],
+      );
+    }
+    expect(cluster.cluster_complete).toBe(true);
+    // Three shards, each on the stream: the producer spread the records over all of them.
+    const byShard = per("cluster_records_by_shard").shard3_readers2 as number[];
+    expect(byShard).toHaveLength(3);
+    for (const n of byShard) positive(n, "records in a shard");
+  }, 180_000);
 });

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { resolveStage } from "../infra/stages.ts";
 import { type RunningService, startRedis, startVictoriaMetrics } from "../local/services.ts";
+import { type ClusterBenchResult, measureCluster } from "./cluster.ts";
 import { measureCore, round3 } from "./core.ts";
 import { costModel, PRICING } from "./cost.ts";
 import { percentile, progress, round1 } from "./measure.ts";
@@ -75,6 +76,8 @@ function sizes(quick: boolean) {
         warmupSeconds: 1,
         bigBacklog: 20_000,
         bigBacklogMaxDrainS: 6,
+        clusterBacklog: 4_000,
+        clusterMaxDrainS: 20,
       }
     : {
         coreRecords: 8000,
@@ -89,6 +92,8 @@ function sizes(quick: boolean) {
         warmupSeconds: 3,
         bigBacklog: 1_000_000,
         bigBacklogMaxDrainS: 240,
+        clusterBacklog: 100_000,
+        clusterMaxDrainS: 50,
       };
 }
 
@@ -139,6 +144,12 @@ async function main(): Promise<void> {
 
     const r = redisServer;
     const v = vm;
+    // What every process of the pipeline runs with (the scorer's lists, the record size limit).
+    const scorerEnv = {
+      MALICIOUS_IPS: "198.51.100.140,203.0.113.0/25,2001:db8:bad::/48,192.0.2.66",
+      ALLOWLIST_IPS: "10.0.0.0/8,203.0.113.200",
+      MAX_RECORD_BYTES: String(stage.reader.maxRecordBytes),
+    };
     const pipeline = await runPipeline({
       redisUrl: r.url,
       vmUrl: v.url,
@@ -149,11 +160,7 @@ async function main(): Promise<void> {
       batchSize,
       batchWindowMs,
       maxInFlight,
-      env: {
-        MALICIOUS_IPS: "198.51.100.140,203.0.113.0/25,2001:db8:bad::/48,192.0.2.66",
-        ALLOWLIST_IPS: "10.0.0.0/8,203.0.113.200",
-        MAX_RECORD_BYTES: String(stage.reader.maxRecordBytes),
-      },
+      env: scorerEnv,
       servicePids: () => ({ redis: r.pid, victoria_metrics: v.pid }),
       backlog: size.backlog,
       maxDrainS: size.maxDrainS,
@@ -171,6 +178,23 @@ async function main(): Promise<void> {
       redisUrl: r.url,
       mb: args.quick ? 10 : 100,
       runs: args.quick ? 1 : 3,
+    });
+
+    progress(
+      `cluster: ${size.clusterBacklog} records per configuration on a 3-primary Redis Cluster, 1 shard / 1 reader then 3 shards / 2 readers`,
+    );
+    const cluster = await measureCluster({
+      vmUrl: v.url,
+      vmPid: () => v.pid,
+      mix,
+      firstIndex: 20_000_000,
+      logDir,
+      batchSize,
+      batchWindowMs,
+      maxInFlight,
+      env: scorerEnv,
+      backlog: size.clusterBacklog,
+      maxDrainS: size.clusterMaxDrainS,
     });
 
     const t = pipeline.throughput;
@@ -207,6 +231,7 @@ async function main(): Promise<void> {
       lambda_usd_per_million: cost.batched.usdPerMillion,
       naive_lambda_usd_per_million: cost.naive.usdPerMillion,
       ship,
+      cluster,
       // What helps read them.
       mode: args.quick ? "quick" : "full",
       machine: `${os.cpus()[0]?.model ?? "unknown CPU"}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
@@ -312,6 +337,11 @@ function table(r: Result): string {
       `waf ship, ${(r.ship as ShipBenchResult).ship_file_mb} MB audit log`,
       `${(r.ship as ShipBenchResult).ship_records_per_s} rec/s = ${pct((r.ship as ShipBenchResult).ship_vs_xadd_ceiling)} of pipelined XADD`,
       "≥ 50%",
+    ],
+    [
+      `Redis Cluster, 3 shards + 2 readers vs 1 shard`,
+      `${(r.cluster as ClusterBenchResult).cluster_shard3_readers2_records_per_s} vs ${(r.cluster as ClusterBenchResult).cluster_shard1_records_per_s} rec/s = ×${(r.cluster as ClusterBenchResult).cluster_shard3_vs_shard1}`,
+      "",
     ],
     [
       `reader RSS, ${r.backlog_records}-record backlog`,
