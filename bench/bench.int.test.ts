@@ -25,6 +25,12 @@ const REQUIRED = [
   "reader_rss_mb_backlog_1m",
   "lambda_usd_per_million",
   "naive_lambda_usd_per_million",
+  "reader_cpu_us_per_record",
+  "scorer_cpu_us_per_record",
+  "json_parse_us_per_record",
+  "reader_cpu_vs_json_parse",
+  "scorer_cpu_vs_json_parse",
+  "load_avg_max",
 ] as const;
 
 function runQuick(): Promise<{ stdout: string; stderr: string }> {

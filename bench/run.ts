@@ -106,6 +106,7 @@ async function main(): Promise<void> {
   const maxInFlight = args.maxInFlight ?? stage.reader.maxInFlight;
   const startedAt = performance.now();
   const load = os.loadavg()[0] ?? 0;
+  const loadMax = new LoadSampler();
   const runId = `bench${Date.now().toString(36)}`;
   const mix = recordMix(runId, Date.now());
 
@@ -214,6 +215,12 @@ async function main(): Promise<void> {
     const l = pipeline.latency;
     const b = pipeline.backlog;
     const contended = t.invocations.map((s) => s.handlerMs);
+    const cpuUsPerRecord = (name: string) =>
+      Math.round(((t.cpuCores[name] ?? 0) * t.seconds * 1e6) / Math.max(1, t.records));
+    const jsonParseUs = 1e6 / core.json_parse_records_per_s;
+    const readerCpuUs = cpuUsPerRecord("reader");
+    // The local Lambda runtime is one process hosting both functions: scorer and alerter.
+    const scorerCpuUs = cpuUsPerRecord("runtime");
 
     const result = {
       // The keys the issue asks for.
@@ -230,6 +237,12 @@ async function main(): Promise<void> {
       reader_rss_mb_backlog_1m: round1(b.readerPeakRssMb),
       lambda_usd_per_million: cost.batched.usdPerMillion,
       naive_lambda_usd_per_million: cost.naive.usdPerMillion,
+      reader_cpu_us_per_record: readerCpuUs,
+      scorer_cpu_us_per_record: scorerCpuUs,
+      json_parse_us_per_record: Math.round(jsonParseUs * 100) / 100,
+      reader_cpu_vs_json_parse: round1(readerCpuUs / jsonParseUs),
+      scorer_cpu_vs_json_parse: round1(scorerCpuUs / jsonParseUs),
+      load_avg_max: round1(loadMax.stop()),
       ship,
       cluster,
       // What helps read them.
@@ -309,6 +322,19 @@ async function main(): Promise<void> {
   }
 }
 
+/** The highest 1-minute load average seen while the run lasts, sampled every 2 s. */
+class LoadSampler {
+  private max = os.loadavg()[0] ?? 0;
+  private readonly timer = setInterval(() => {
+    this.max = Math.max(this.max, os.loadavg()[0] ?? 0);
+  }, 2_000).unref();
+
+  stop(): number {
+    clearInterval(this.timer);
+    return Math.max(this.max, os.loadavg()[0] ?? 0);
+  }
+}
+
 type Result = Record<string, unknown>;
 
 /** The readable form: the headline figures against their targets, then everything else. */
@@ -318,13 +344,27 @@ function table(r: Result): string {
     [
       "pipeline, end to end",
       `${r.pipeline_records_per_s} rec/s = ${pct(r.pipeline_vs_redis_ceiling)} of ceiling`,
-      "≥ 40%",
+      "≥ 25%",
     ],
-    ["raw JSON.parse, one core", `${r.json_parse_records_per_s} rec/s`, ""],
+    [
+      "raw JSON.parse, one core",
+      `${r.json_parse_records_per_s} rec/s = ${r.json_parse_us_per_record} µs a record`,
+      "",
+    ],
+    [
+      "reader CPU per record",
+      `${r.reader_cpu_us_per_record} µs = ${r.reader_cpu_vs_json_parse}× JSON.parse`,
+      "≤ 3×",
+    ],
+    [
+      "scorer CPU per record (local runtime, alerter included)",
+      `${r.scorer_cpu_us_per_record} µs = ${r.scorer_cpu_vs_json_parse}× JSON.parse`,
+      "≤ 4×",
+    ],
     [
       "core: normalise+score+point, one core",
       `${r.core_records_per_s} rec/s = ${pct(r.core_vs_json_parse)} of JSON.parse`,
-      "≥ 30%",
+      "≥ 40%",
     ],
     [
       `XADD→point accepted at ${r.latency_offered_records_per_s} rec/s`,
@@ -333,6 +373,7 @@ function table(r: Result): string {
     ],
     ["XADD→alert listed", `p50 ${r.p50_xadd_to_alert_ms} ms, p99 ${r.p99_xadd_to_alert_ms} ms`, ""],
     ["reader peak RSS", `${r.reader_peak_rss_mb} MB`, ""],
+    ["highest 1-min load average during the run", `${r.load_avg_max}`, "< 2.5"],
     [
       `waf ship, ${(r.ship as ShipBenchResult).ship_file_mb} MB audit log`,
       `${(r.ship as ShipBenchResult).ship_records_per_s} rec/s = ${pct((r.ship as ShipBenchResult).ship_vs_xadd_ceiling)} of pipelined XADD`,
@@ -351,7 +392,7 @@ function table(r: Result): string {
     [
       "Lambda cost, batched",
       `$${r.lambda_usd_per_million} per 1M records (${r.lambda_requests_per_million} requests, ${r.lambda_gb_s_per_million} GB-s)`,
-      "≤ $0.02",
+      "≤ $0.01",
     ],
     [
       "Lambda cost, one invocation per record",
