@@ -220,16 +220,16 @@ describe("backlog autoscaling", () => {
     expect(plan).toMatchObject({ minTasks: 2, maxTasks: 8, enabled: true });
     expect(plan.scaleOut).toMatchObject({
       comparison: "GreaterThanOrEqualToThreshold",
-      threshold: 1_000,
+      threshold: 10_000,
       adjustmentType: "PercentChangeInCapacity",
       minAdjustmentMagnitude: 1,
       cooldownSeconds: 60,
     });
-    // bounds are relative to the threshold: [1000, 2000) +25 %, [2000, 4000) +50 %, ≥ 4000 ×2
+    // bounds are relative to the threshold: [10k, 20k) +25 %, [20k, 40k) +50 %, ≥ 40k ×2
     expect(plan.scaleOut.steps).toEqual([
-      { lowerBound: 0, upperBound: 1_000, adjustment: 25 },
-      { lowerBound: 1_000, upperBound: 3_000, adjustment: 50 },
-      { lowerBound: 3_000, adjustment: 100 },
+      { lowerBound: 0, upperBound: 10_000, adjustment: 25 },
+      { lowerBound: 10_000, upperBound: 30_000, adjustment: 50 },
+      { lowerBound: 30_000, adjustment: 100 },
     ]);
     // contiguous, open-ended at the top
     const steps = plan.scaleOut.steps;
@@ -329,7 +329,7 @@ describe("overrides", () => {
     expect(
       problemsOf(() => resolveStage("dev", { reader: { maxRecordBytes: 1024 * 1024 } })),
     ).toEqual([expect.stringContaining("Lower reader.maxRecordBytes")]);
-    expect(() => resolveStage("dev", { reader: { maxRecordBytes: 900 * 1024 } })).not.toThrow();
+    expect(() => resolveStage("dev", { reader: { maxRecordBytes: 800 * 1024 } })).not.toThrow();
   });
 
   it("refuses a scorer timeout too close to the invoke budget", () => {
@@ -727,7 +727,7 @@ describe("deploy-time routing and InfluxDB engine", () => {
       pagerDutyUrl: "https://events.pagerduty.com/integration/abc/enqueue",
       slack: { teamId: "T0123", channelId: "C0456" },
       // the rest of the section is kept
-      consumerLag: 10_000,
+      consumerLag: 100_000,
     });
   });
 
