@@ -43,8 +43,9 @@ USER node
 EXPOSE 8080
 # SIGTERM (ECS stop) drains in-flight batches before exit; keep ECS stopTimeout above the drain budget.
 STOPSIGNAL SIGTERM
-# A smaller young generation keeps RSS down under a large backlog (bench: 176 → 163 MB).
-CMD ["node", "--enable-source-maps", "--max-semi-space-size=8", "main.mjs"]
+# A small young generation and a bounded old one keep RSS flat under a large backlog
+# (docs/benchmarks.md: ~220 → ~135 MB at batch 1000). local/stack.ts runs the same flags.
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=8", "--max-old-space-size=192", "main.mjs"]
 
 FROM public.ecr.aws/docker/library/node:22-bookworm-slim AS shipper
 ENV NODE_ENV=production

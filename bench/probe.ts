@@ -11,7 +11,7 @@ import { Redis } from "ioredis";
 import { resolveStage } from "../infra/stages.ts";
 import { startRedis, startVictoriaMetrics } from "../local/services.ts";
 import { startStack } from "../local/stack.ts";
-import { CpuMeter, progress } from "./measure.ts";
+import { CpuMeter, progress, RssSampler } from "./measure.ts";
 import { drain, groupInfo } from "./pipeline.ts";
 import { recordMix } from "./records.ts";
 import { xaddMix } from "./redis-ceiling.ts";
@@ -62,12 +62,15 @@ try {
       vm: vm.pid,
     }));
     meter.start();
+    const rss = new RssSampler(stack.reader().pid as number);
     const d = await drain(redis, before, n, 300);
     const cores = meter.stop();
+    const readerRss = rss.stop();
     if (run === 0) continue;
     const row: Record<string, number> = { records_per_s: Math.round(d.done / d.seconds) };
     for (const [k, c] of Object.entries(cores))
       row[`${k}_us`] = Math.round((c * d.seconds * 1e6) / d.done);
+    row.reader_peak_rss_mb = Math.round(readerRss.peakMb);
     row.load = Math.round((os.loadavg()[0] ?? 0) * 10) / 10;
     progress(JSON.stringify(row));
     rows.push(row);

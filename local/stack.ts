@@ -20,6 +20,19 @@ import {
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
+/**
+ * The Node flags the reader's bundle runs with: the Fargate image's (Dockerfile, target reader;
+ * a test keeps the two equal). A small young generation and a bounded old one keep the reader's
+ * memory flat under a backlog (docs/benchmarks.md). WAF_READER_NODE_FLAGS replaces them locally,
+ * for measuring others.
+ */
+export const READER_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=192"] as const;
+
+function readerNodeFlags(): string[] {
+  const custom = process.env.WAF_READER_NODE_FLAGS;
+  return custom === undefined ? [...READER_NODE_FLAGS] : custom.split(/\s+/).filter(Boolean);
+}
+
 export interface StackOptions {
   /** Use this Redis; unset = start a throwaway one. */
   redisUrl?: string;
@@ -148,7 +161,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       env: { ...env, ...extraEnv },
       // The bundle runs with the Fargate image's Node flags (Dockerfile, target reader).
       execArgv: [
-        ...(useTsx ? ["--import", "tsx"] : ["--max-semi-space-size=8"]),
+        ...(useTsx ? ["--import", "tsx"] : readerNodeFlags()),
         // WAF_CPU_PROF_DIR=dir: V8 CPU profiles of every process, for finding where time goes.
         ...(process.env.WAF_CPU_PROF_DIR
           ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WAF_CPU_PROF_DIR}`]
