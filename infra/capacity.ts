@@ -92,28 +92,28 @@ export interface BenchmarkInputs {
  */
 export const BENCHMARK: BenchmarkInputs = {
   readerCpuUsPerRecord: {
-    value: 46,
+    value: 42,
     unit: "µs",
-    from: "`pipeline_cpu_us_per_record.reader` (46 in docs/benchmarks.md, single node, before sharding)",
-    placeholder: true,
+    from: "`reader_cpu_us_per_record`, median of three `npm run bench -- --json` runs on 2026-12-01 (40, 42, 53) at production's batch 1000, single node (docs/benchmarks.md)",
+    placeholder: false,
   },
   recordsPerSecondPerShard: {
-    value: 50_000,
+    value: 20_000,
     unit: "records/s",
-    from: "the cluster run's `pipeline_records_per_s` with 3 shards ÷ 3, if Redis is what limits it; else a primary's XADD + XREADGROUP/XACK ceilings combined (1 / (1/xadd + 1/read))",
-    placeholder: true,
+    from: "one primary's XADD and XREADGROUP/XACK ceilings combined, 1 / (1/25,031 + 1/111,724), medians of the same runs (`xadd_pipelined_records_per_s`, `redis_ceiling_records_per_s`); the cluster phase's per-shard figure (2,836) is bound by the one local runtime, not by Redis",
+    placeholder: false,
   },
   scorerMsPerBatch: {
-    value: 50,
+    value: 42,
     unit: "ms",
-    from: "a deployed stage: Scorer duration p50 at batch 80 (dashboard); locally `scorer_batch_ms_alone_mean` is the floor without InfluxDB's round trip",
+    from: "locally `scorer_batch_ms_alone_mean` at batch 1000 (42 ms, median of the same runs) is the floor without InfluxDB's network round trip; a deployed stage's Scorer duration p50 (dashboard) replaces it",
     placeholder: true,
   },
   alertInvocationsPerMillionRecords: {
-    value: 12_500,
+    value: 628,
     unit: "per 1M records",
-    from: "`lambda_requests_per_million` − 1,000,000 / batch size (25,000 − 12,500 in docs/benchmarks.md)",
-    placeholder: true,
+    from: "`lambda_requests_per_million` − 1,000,000 / batch size (1,628 − 1,000, median of the same runs; the bench's mix has one critical record in nine)",
+    placeholder: false,
   },
   alerterMsPerInvocation: {
     value: 30,

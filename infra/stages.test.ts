@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_REQUEST_BYTES } from "../core/stream/contract.ts";
+import * as contract from "../core/stream/contract.ts";
 import {
   type AlarmDef,
   type AlarmTargets,
@@ -19,7 +19,11 @@ import {
   functionsInVpc,
   LAMBDA_SYNC_PAYLOAD_BYTES,
   maxReaderTasksAllowed,
+  MAX_ESCAPE_FACTOR,
+  MAX_REQUEST_BYTES,
   maxRecordPayloadBytes,
+  RECORD_OVERHEAD_BYTES,
+  REQUEST_OVERHEAD_BYTES,
   NOTIFICATION_CHANNELS,
   overridesFromEnv,
   peakPendingEntries,
@@ -65,6 +69,13 @@ describe("the stage table", () => {
       expect(peakReaderTasks(cfg)).toBeGreaterThanOrEqual(cfg.reader.maxTasks);
     },
   );
+
+  it("uses the reader's own request limits (core/stream/contract.ts)", () => {
+    expect(MAX_REQUEST_BYTES).toBe(contract.MAX_REQUEST_BYTES);
+    expect(MAX_ESCAPE_FACTOR).toBe(contract.MAX_ESCAPE_FACTOR);
+    expect(RECORD_OVERHEAD_BYTES).toBe(contract.RECORD_OVERHEAD_BYTES);
+    expect(REQUEST_OVERHEAD_BYTES).toBe(contract.REQUEST_OVERHEAD_BYTES);
+  });
 
   it.each(EVERY_STAGE)("lets one %s record at its worst travel alone below 6 MB", (stage) => {
     const cfg = resolveStage(stage);

@@ -8,12 +8,15 @@
  * breaks them cannot be deployed (the error names the stage, the setting and the fix).
  */
 
-import {
-  MAX_ESCAPE_FACTOR,
-  MAX_REQUEST_BYTES,
-  RECORD_OVERHEAD_BYTES,
-  REQUEST_OVERHEAD_BYTES,
-} from "../core/stream/contract.ts";
+/**
+ * The reader's request limits (core/stream/contract.ts; infra imports nothing from core, so they
+ * are repeated here and `stages.test.ts` checks they are the same): a batch is cut when its body
+ * would pass MAX_REQUEST_BYTES; a record byte takes at most MAX_ESCAPE_FACTOR bytes in it.
+ */
+export const MAX_REQUEST_BYTES = 5_500_000;
+export const MAX_ESCAPE_FACTOR = 6;
+export const RECORD_OVERHEAD_BYTES = 128;
+export const REQUEST_OVERHEAD_BYTES = 14;
 
 export const BUILT_IN_STAGES = ["dev", "staging", "production"] as const;
 export type BuiltInStage = (typeof BUILT_IN_STAGES)[number];
