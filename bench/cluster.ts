@@ -23,23 +23,14 @@ import { shardedStatus } from "../core/stream/status.ts";
 import { createCluster } from "../functions/shared/runtime.ts";
 import { type RunningCluster, startRedisCluster } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
-import { CpuMeter, progress, round1 } from "./measure.ts";
+import { CpuMeter, type PhaseOptions, progress, round1 } from "./measure.ts";
 import type { RecordMix } from "./records.ts";
 
-export interface ClusterOptions {
+export interface ClusterOptions extends PhaseOptions {
   /** VictoriaMetrics (InfluxDB v2 write API) the runtime writes to. */
   vmUrl: string;
   /** Its PID, for CPU accounting. */
   vmPid: () => number | undefined;
-  mix: RecordMix;
-  /** First record index this phase may use (earlier ones belong to other phases). */
-  firstIndex: number;
-  logDir: string;
-  batchSize: number;
-  batchWindowMs: number;
-  maxInFlight: number;
-  /** Extra environment for every process (reputation lists, MAX_RECORD_BYTES). */
-  env: Record<string, string>;
   /** Records XADDed per configuration. */
   backlog: number;
   maxDrainS: number;

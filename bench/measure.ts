@@ -1,5 +1,6 @@
 /** Small measuring helpers: process memory from /proc, percentiles, progress on stderr. */
 import { readFileSync } from "node:fs";
+import type { RecordMix } from "./records.ts";
 
 /** VmRSS and VmHWM (peak RSS over the process's life) of `pid`, in MiB; undefined once it is gone. */
 export function procMemory(pid: number): { rssMb: number; hwmMb: number } | undefined {
@@ -115,4 +116,17 @@ export class CpuMeter {
     }
     return out;
   }
+}
+
+/** What every phase that runs the stack shares: the records, the logs and the reader's tuning. */
+export interface PhaseOptions {
+  mix: RecordMix;
+  /** First record index the phase may use (earlier ones belong to other phases). */
+  firstIndex: number;
+  logDir: string;
+  batchSize: number;
+  batchWindowMs: number;
+  maxInFlight: number;
+  /** Extra environment for every process (reputation lists, MAX_RECORD_BYTES). */
+  env: Record<string, string>;
 }

@@ -29,7 +29,14 @@ import { streamStatus } from "../core/stream/status.ts";
 import { createLambdaClient } from "../functions/shared/lambda.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { benchSettings } from "./core.ts";
-import { CpuMeter, percentile, progress, RssSampler, round1 } from "./measure.ts";
+import {
+  CpuMeter,
+  type PhaseOptions,
+  percentile,
+  progress,
+  RssSampler,
+  round1,
+} from "./measure.ts";
 import type { RecordMix } from "./records.ts";
 import { xaddMix } from "./redis-ceiling.ts";
 import { nowMs, type Tap } from "./tap.ts";
@@ -39,19 +46,10 @@ const DLQ = "waf-realtime:dlq";
 const ALERTS = "waf-alerts";
 const GROUP = "realtime-processor";
 
-export interface PipelineOptions {
+export interface PipelineOptions extends PhaseOptions {
   redisUrl: string;
   vmUrl: string;
   tap: Tap;
-  mix: RecordMix;
-  /** First record index this module may use (earlier ones belong to other phases). */
-  firstIndex: number;
-  logDir: string;
-  batchSize: number;
-  batchWindowMs: number;
-  maxInFlight: number;
-  /** Extra environment for every process (reputation lists, record size limit). */
-  env: Record<string, string>;
   /** PIDs of Redis and VictoriaMetrics, for CPU accounting. */
   servicePids: () => Record<string, number | undefined>;
   backlog: number;

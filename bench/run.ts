@@ -230,9 +230,9 @@ async function main(): Promise<void> {
       json_parse_records_per_s: core.json_parse_records_per_s,
       core_records_per_s: core.core_records_per_s,
       core_vs_json_parse: core.core_vs_json_parse,
-      p50_xadd_to_point_ms: round1(percentile(l.pointsMs, 50)),
-      p99_xadd_to_point_ms: round1(percentile(l.pointsMs, 99)),
-      p99_xadd_to_alert_ms: round1(percentile(l.alertsMs, 99)),
+      p50_xadd_to_point_ms: ms(l.pointsMs, 50),
+      p99_xadd_to_point_ms: ms(l.pointsMs, 99),
+      p99_xadd_to_alert_ms: ms(l.alertsMs, 99),
       reader_peak_rss_mb: round1(Math.max(t.readerPeakRssMb, l.readerPeakRssMb, b.readerPeakRssMb)),
       reader_rss_mb_backlog_1m: round1(b.readerPeakRssMb),
       lambda_usd_per_million: cost.batched.usdPerMillion,
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
         ]),
       ),
       pipeline_loadavg_1m: round1(t.loadavg),
-      scorer_batch_ms_contended_p50: round1(percentile(contended, 50)),
+      scorer_batch_ms_contended_p50: ms(contended, 50),
       scorer_batch_ms_alone_mean: round1(
         pipeline.cost.batched.reduce((n, s) => n + s.handlerMs, 0) /
           Math.max(1, pipeline.cost.batched.length),
@@ -284,10 +284,10 @@ async function main(): Promise<void> {
       latency_offered_records_per_s: l.offeredRate,
       latency_records: l.records,
       latency_points_unmatched: l.pointsMissing,
-      p90_xadd_to_point_ms: round1(percentile(l.pointsMs, 90)),
-      max_xadd_to_point_ms: round1(percentile(l.pointsMs, 100)),
-      p50_xadd_to_alert_ms: round1(percentile(l.alertsMs, 50)),
-      p90_xadd_to_alert_ms: round1(percentile(l.alertsMs, 90)),
+      p90_xadd_to_point_ms: ms(l.pointsMs, 90),
+      max_xadd_to_point_ms: ms(l.pointsMs, 100),
+      p50_xadd_to_alert_ms: ms(l.alertsMs, 50),
+      p90_xadd_to_alert_ms: ms(l.alertsMs, 90),
       latency_alerts_seen: l.alertsMs.length,
       latency_alerts_expected: l.alertsExpected,
       latency_cpu_cores: l.cpuCores,
@@ -333,6 +333,11 @@ class LoadSampler {
     clearInterval(this.timer);
     return Math.max(this.max, os.loadavg()[0] ?? 0);
   }
+}
+
+/** A percentile of millisecond samples, to 0.1 ms. */
+function ms(samples: number[], p: number): number {
+  return round1(percentile(samples, p));
 }
 
 type Result = Record<string, unknown>;

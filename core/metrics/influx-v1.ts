@@ -8,13 +8,7 @@
  * 404 for a missing database, 401/403 for credentials.
  */
 import type { PointWriter, SendResult, WriterOptions } from "./writer.ts";
-import {
-  childSignal,
-  createLineWriter,
-  databaseUrl,
-  httpFailure,
-  networkMessage,
-} from "./writer.ts";
+import { createLineWriter, databaseUrl, httpFailure } from "./writer.ts";
 
 /** Error bodies are short; a proxy's HTML page need not be read to the end. */
 const MAX_ERROR_BODY_CHARS = 4_096;
@@ -32,34 +26,28 @@ export function createV1Writer(opts: WriterOptions): PointWriter {
   const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8" };
   if (opts.token) headers.authorization = `Token ${opts.token}`;
 
+  // The request's own signal; a thrown error is a network failure (createLineWriter says so).
   const send = async (lines: string[], signal: AbortSignal): Promise<SendResult> => {
-    const request = childSignal(signal);
-    try {
-      const res = await fetch(endpoint, {
-        method: "POST",
-        headers,
-        body: lines.join("\n"),
-        signal: request.signal,
-        // A redirect would re-send the body somewhere we were not told to write.
-        redirect: "manual",
-      });
-      // Only 204 is InfluxDB 1.x's success; a 200 comes from something else (a proxy page).
-      if (res.status === 204) {
-        await res.body?.cancel();
-        return { kind: "accepted" };
-      }
-      const body = (await res.text()).slice(0, MAX_ERROR_BODY_CHARS);
-      return httpFailure(
-        res.status,
-        body,
-        res.headers.get("retry-after"),
-        res.headers.get("x-influxdb-error") || res.statusText,
-      );
-    } catch (err) {
-      return { kind: "network", message: networkMessage(err) };
-    } finally {
-      request.release();
+    const res = await fetch(endpoint, {
+      method: "POST",
+      headers,
+      body: lines.join("\n"),
+      signal,
+      // A redirect would re-send the body somewhere we were not told to write.
+      redirect: "manual",
+    });
+    // Only 204 is InfluxDB 1.x's success; a 200 comes from something else (a proxy page).
+    if (res.status === 204) {
+      await res.body?.cancel();
+      return { kind: "accepted" };
     }
+    const body = (await res.text()).slice(0, MAX_ERROR_BODY_CHARS);
+    return httpFailure(
+      res.status,
+      body,
+      res.headers.get("retry-after"),
+      res.headers.get("x-influxdb-error") || res.statusText,
+    );
   };
 
   return createLineWriter(

@@ -14,13 +14,7 @@
 
 import { HttpError, InfluxDB } from "@influxdata/influxdb-client";
 import type { PointWriter, SendResult, WriterOptions } from "./writer.ts";
-import {
-  childSignal,
-  createLineWriter,
-  databaseUrl,
-  httpFailure,
-  networkMessage,
-} from "./writer.ts";
+import { createLineWriter, databaseUrl, httpFailure, networkMessage } from "./writer.ts";
 
 /** The client's own threshold for its write API: bodies above 1 KB are gzipped. */
 const GZIP_THRESHOLD_BYTES = 1000;
@@ -39,14 +33,14 @@ export function createV2Writer(opts: WriterOptions): PointWriter {
   const path = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: "ns" })}`;
   const headers = { "content-type": "text/plain; charset=utf-8" };
 
+  // The request's own signal (createLineWriter gives each request one).
   const send = async (lines: string[], signal: AbortSignal): Promise<SendResult> => {
-    const request = childSignal(signal);
     let status = 0;
     try {
       await influx.transport.request(
         path,
         lines.join("\n"),
-        { method: "POST", headers, gzipThreshold: GZIP_THRESHOLD_BYTES, signal: request.signal },
+        { method: "POST", headers, gzipThreshold: GZIP_THRESHOLD_BYTES, signal },
         (_headers, statusCode) => {
           status = statusCode ?? 0;
         },
@@ -58,8 +52,6 @@ export function createV2Writer(opts: WriterOptions): PointWriter {
       return { kind: "accepted" };
     } catch (err) {
       return fromError(err);
-    } finally {
-      request.release();
     }
   };
 

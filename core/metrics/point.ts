@@ -108,38 +108,21 @@ export function toPoint(
     ["severity", { int: score.severity }],
     ["response_code", { int: event.responseCode ?? 0 }],
   ];
-  if (ipAs === "field") {
-    return {
-      measurement: MEASUREMENT,
-      tags: [
-        ["client_net", clientNet(event.clientIp, privacy)],
-        ["rule_id", score.ruleId],
-        ["severity_level", score.level],
-      ],
-      fields: [...numbers, ["client_ip", { str: ip }]],
-      timeNs: pointTimeNs(event, streamId, shard),
-    };
-  }
+  // As a field, the address leaves the tag set; its network (a bounded tag) takes its place.
+  const asField = ipAs === "field";
   return {
     measurement: MEASUREMENT,
     tags: [
-      ["client_ip", ip],
+      asField ? ["client_net", clientNet(event.clientIp, privacy)] : ["client_ip", ip],
       ["rule_id", score.ruleId],
       ["severity_level", score.level],
     ],
-    fields: numbers,
+    fields: asField ? [...numbers, ["client_ip", { str: ip }]] : numbers,
     timeNs: pointTimeNs(event, streamId, shard),
   };
 }
 
-/** The event's point as one line of line protocol. */
-export function toPointLine(
-  event: WafEvent,
-  score: Score,
-  streamId: string | undefined,
-  privacy: PrivacyConfig,
-  ipAs: IpAs = "tag",
-  shard: StreamPosition = SINGLE_STREAM,
-): string {
-  return lineOf(toPoint(event, score, streamId, privacy, ipAs, shard));
+/** The event's point as one line of line protocol ({@link toPoint}'s arguments). */
+export function toPointLine(...args: Parameters<typeof toPoint>): string {
+  return lineOf(toPoint(...args));
 }

@@ -96,8 +96,8 @@ export type SendResult =
   | { kind: "network"; message: string };
 
 /**
- * Sends one request carrying `lines` (joined by `\n`); must honour `signal` by aborting the
- * request. May throw: the engine treats a throw as a network failure.
+ * Sends one request carrying `lines` (joined by `\n`); must honour `signal` (this request's own)
+ * by aborting the request. May throw: the engine treats a throw as a network failure.
  */
 export type SendLines = (lines: string[], signal: AbortSignal) => Promise<SendResult>;
 
@@ -453,10 +453,14 @@ async function sendSafely(
   lines: string[],
   signal: AbortSignal,
 ): Promise<SendResult> {
+  // Each request listens to the engine's signal through its own child, released when it ends.
+  const request = childSignal(signal);
   try {
-    return await send(lines, signal);
+    return await send(lines, request.signal);
   } catch (err) {
     return { kind: "network", message: networkMessage(err) };
+  } finally {
+    request.release();
   }
 }
 
@@ -498,7 +502,7 @@ function explain(target: WriterTarget, result: SendResult): string {
  * A signal that aborts with `parent` and can be let go of after one request: listeners on a
  * long-lived signal would pile up (and Node warns past 10).
  */
-export function childSignal(parent: AbortSignal): { signal: AbortSignal; release(): void } {
+function childSignal(parent: AbortSignal): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
   if (parent.aborted) {
     controller.abort(parent.reason);
