@@ -764,38 +764,48 @@ function alarmProblems(cfg: StageConfig): string[] {
   return problems;
 }
 
+/** Settings that must be positive integers, by their path in the stage table. */
+const POSITIVE_INTEGER_SETTINGS = [
+  "scorer.reservedConcurrency",
+  "alerter.reservedConcurrency",
+  "reader.minTasks",
+  "reader.maxTasks",
+  "reader.maxInFlight",
+  "reader.batchSize",
+  "reader.maxRecordBytes",
+  "reader.maxRetries",
+  "stream.dlqMaxLen",
+  "stream.shards",
+  "scoring.campaignWindowSeconds",
+  "reader.scaling.scaleOutLagPerTask",
+  "reader.scaling.scaleInAfterMinutes",
+  "alarms.periodSeconds",
+  "alarms.evaluationPeriods",
+  "alarms.datapointsToAlarm",
+  "alarms.functionErrors",
+  "alarms.consumerLag",
+  "alarms.deadLettered",
+  "alarms.eventsFailed",
+  "alarms.notificationsFailed",
+  "alarms.alertEventAgeSeconds",
+] as const;
+
+/** The value at a dotted path of the stage table (`reader.scaling.scaleOutLagPerTask`). */
+function settingAt(cfg: StageConfig, path: string): unknown {
+  let at: unknown = cfg;
+  for (const key of path.split(".")) at = (at as Record<string, unknown> | undefined)?.[key];
+  return at;
+}
+
 /** Every broken invariant of `cfg`, as sentences; empty when the stage is deployable. */
 export function validateStage(cfg: StageConfig): string[] {
   const problems: string[] = [];
   const { scorer, alerter, reader, alarms } = cfg;
 
-  const positiveInts: Array<[string, number]> = [
-    ["scorer.reservedConcurrency", scorer.reservedConcurrency],
-    ["alerter.reservedConcurrency", alerter.reservedConcurrency],
-    ["reader.minTasks", reader.minTasks],
-    ["reader.maxTasks", reader.maxTasks],
-    ["reader.maxInFlight", reader.maxInFlight],
-    ["reader.batchSize", reader.batchSize],
-    ["reader.maxRecordBytes", reader.maxRecordBytes],
-    ["reader.maxRetries", reader.maxRetries],
-    ["stream.dlqMaxLen", cfg.stream.dlqMaxLen],
-    ["stream.shards", cfg.stream.shards],
-    ["scoring.campaignWindowSeconds", cfg.scoring.campaignWindowSeconds],
-    ["reader.scaling.scaleOutLagPerTask", reader.scaling.scaleOutLagPerTask],
-    ["reader.scaling.scaleInAfterMinutes", reader.scaling.scaleInAfterMinutes],
-    ["alarms.periodSeconds", alarms.periodSeconds],
-    ["alarms.evaluationPeriods", alarms.evaluationPeriods],
-    ["alarms.datapointsToAlarm", alarms.datapointsToAlarm],
-    ["alarms.functionErrors", alarms.functionErrors],
-    ["alarms.consumerLag", alarms.consumerLag],
-    ["alarms.deadLettered", alarms.deadLettered],
-    ["alarms.eventsFailed", alarms.eventsFailed],
-    ["alarms.notificationsFailed", alarms.notificationsFailed],
-    ["alarms.alertEventAgeSeconds", alarms.alertEventAgeSeconds],
-  ];
-  for (const [name, value] of positiveInts) {
-    if (!Number.isInteger(value) || value < 1) {
-      problems.push(`${name} must be a positive integer, got ${value}`);
+  for (const path of POSITIVE_INTEGER_SETTINGS) {
+    const value = settingAt(cfg, path);
+    if (!Number.isInteger(value) || (value as number) < 1) {
+      problems.push(`${path} must be a positive integer, got ${value}`);
     }
   }
   if (!Number.isInteger(reader.batchWindowMs) || reader.batchWindowMs < 0) {
