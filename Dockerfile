@@ -44,8 +44,9 @@ EXPOSE 8080
 # SIGTERM (ECS stop) drains in-flight batches before exit; keep ECS stopTimeout above the drain budget.
 STOPSIGNAL SIGTERM
 # A small young generation and a bounded old one keep RSS flat under a large backlog
-# (docs/benchmarks.md: ~220 → ~135 MB at batch 1000). local/stack.ts runs the same flags.
-CMD ["node", "--enable-source-maps", "--max-semi-space-size=8", "--max-old-space-size=192", "main.mjs"]
+# (docs/benchmarks.md: ~220 → ~140 MB at batch 1000); the limit covers the worst case the stage
+# table allows (infra/stages.ts READER_HEAP_MB). local/stack.ts runs the same flags.
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=8", "--max-old-space-size=768", "main.mjs"]
 
 FROM public.ecr.aws/docker/library/node:22-bookworm-slim AS shipper
 ENV NODE_ENV=production

@@ -27,8 +27,10 @@ import {
   peakPendingEntries,
   peakReaderTasks,
   peakScorerInvocations,
+  READER_HEAP_MB,
   RECORD_OVERHEAD_BYTES,
   REQUEST_OVERHEAD_BYTES,
+  readerWorstHeapBytes,
   redisModeOf,
   redisNodeCount,
   redisPrimaries,
@@ -302,9 +304,10 @@ describe("backlog autoscaling", () => {
 describe("overrides", () => {
   it("refuses more in-flight invocations than the scorer's reservation, naming the fix", () => {
     const problems = problemsOf(() => resolveStage("production", { reader: { maxInFlight: 8 } }));
-    expect(problems).toHaveLength(1);
-    expect(problems[0]).toContain("throttled");
-    expect(problems[0]).toContain("Raise scorer.reservedConcurrency to at least 96");
+    // (8 in flight also raises what a reader may hold: that is reported on its own)
+    const throttled = problems.filter((p) => p.includes("throttled"));
+    expect(throttled).toHaveLength(1);
+    expect(throttled[0]).toContain("Raise scorer.reservedConcurrency to at least 96");
   });
 
   it("refuses a lower scorer reservation than the readers need", () => {
@@ -332,6 +335,25 @@ describe("overrides", () => {
     });
     expect(cfg.reader.maxTasks).toBe(4);
     expect(cfg.reader.maxInFlight).toBe(4); // untouched keys of the section are kept
+  });
+
+  it.each(EVERY_STAGE)("bounds what a %s reader can hold below its heap limit", (stage) => {
+    const cfg = resolveStage(stage);
+    expect(readerWorstHeapBytes(cfg)).toBeLessThanOrEqual(READER_HEAP_MB * 2 ** 20);
+    expect(readerWorstHeapBytes(cfg)).toBeLessThanOrEqual(
+      Number.parseFloat(cfg.reader.memory) * 0.75 * 2 ** 30,
+    );
+  });
+
+  it("refuses batches of large records a reader could not hold", () => {
+    // production: 6 reads × (1000 × 64 KiB × 2 + 11 MB) + 64 MiB ≈ 920 MiB > 768
+    expect(
+      problemsOf(() => resolveStage("production", { reader: { maxRecordBytes: 64 * 1024 } })),
+    ).toEqual([expect.stringContaining("Lower reader.batchSize or reader.maxRecordBytes")]);
+    // a 0.5 GB task allows 384 MiB whatever the heap limit: 3 × (2000 × 64 KiB + 11 MB) + 64
+    expect(
+      problemsOf(() => resolveStage("dev", { reader: { batchSize: 2000 } })).join("\n"),
+    ).toMatch(/75% of reader.memory 0.5 GB/);
   });
 
   it("refuses a record limit whose worst record could not travel alone", () => {

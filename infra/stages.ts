@@ -15,7 +15,7 @@
  */
 export const MAX_REQUEST_BYTES = 5_500_000;
 export const MAX_ESCAPE_FACTOR = 6;
-export const RECORD_OVERHEAD_BYTES = 128;
+export const RECORD_OVERHEAD_BYTES = 160;
 export const REQUEST_OVERHEAD_BYTES = 14;
 
 export const BUILT_IN_STAGES = ["dev", "staging", "production"] as const;
@@ -522,6 +522,28 @@ export function maxRecordPayloadBytes(cfg: StageConfig): number {
   );
 }
 
+/**
+ * The reader's V8 old-generation limit in MiB: `--max-old-space-size` in the Dockerfile (target
+ * reader) and local/stack.ts. Any explicit limit keeps its RSS near 140 MB under a backlog
+ * (docs/benchmarks.md); this one leaves room for the worst case below.
+ */
+export const READER_HEAP_MB = 768;
+/** What a reader holds besides its batches (code, clients, buffers): ~80 MB RSS when idle. */
+export const READER_BASE_HEAP_BYTES = 64 * 2 ** 20;
+
+/**
+ * The most heap the reader can need: every read it may hold at once (one per dispatch slot,
+ * one read ahead per shard), each of `batchSize` records at `maxRecordBytes` (×2: a JS string
+ * of mostly ASCII with one wider character takes two bytes a character), plus two request
+ * bodies (the batch being written and the one being cut; core/stream/reader.ts serialises a
+ * waiting batch only once it has a slot).
+ */
+export function readerWorstHeapBytes(cfg: StageConfig): number {
+  const reads = cfg.reader.maxInFlight + cfg.stream.shards;
+  const perRead = cfg.reader.batchSize * cfg.reader.maxRecordBytes * 2 + 2 * MAX_REQUEST_BYTES;
+  return reads * perRead + READER_BASE_HEAP_BYTES;
+}
+
 /** Seconds a task needs after SIGTERM: its last invocation can run the scorer's full timeout. */
 export function drainSeconds(cfg: StageConfig): number {
   return cfg.scorer.timeoutSeconds + DRAIN_MARGIN_S;
@@ -845,6 +867,19 @@ export function validateStage(cfg: StageConfig): string[] {
         `${REQUEST_OVERHEAD_BYTES + RECORD_OVERHEAD_BYTES} = ${payload} bytes: one such record alone ` +
         `would not fit the reader's ${MAX_REQUEST_BYTES}-byte request (below Lambda's ` +
         `${LAMBDA_SYNC_PAYLOAD_BYTES}-byte synchronous payload limit). Lower reader.maxRecordBytes.`,
+    );
+  }
+
+  const heap = readerWorstHeapBytes(cfg);
+  const heapLimitMb = Math.min(READER_HEAP_MB, Math.floor(Number.parseFloat(reader.memory) * 768));
+  if (heap > heapLimitMb * 2 ** 20) {
+    problems.push(
+      `the reader could need ${Math.ceil(heap / 2 ** 20)} MiB of heap: (reader.maxInFlight ` +
+        `${reader.maxInFlight} + stream.shards ${cfg.stream.shards}) reads × (reader.batchSize ` +
+        `${reader.batchSize} × reader.maxRecordBytes ${reader.maxRecordBytes} × 2 + two 5.5 MB ` +
+        `bodies) + 64 MiB, above ${heapLimitMb} MiB (its ${READER_HEAP_MB} MiB heap limit, or 75% ` +
+        `of reader.memory ${reader.memory}). Lower reader.batchSize or reader.maxRecordBytes, or ` +
+        `raise reader.memory.`,
     );
   }
 

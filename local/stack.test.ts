@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { READER_HEAP_MB } from "../infra/stages.ts";
 import { READER_NODE_FLAGS } from "./stack.ts";
 
 describe("the reader's Node flags", () => {
@@ -10,5 +11,7 @@ describe("the reader's Node flags", () => {
     const args = JSON.parse(cmd as string) as string[];
     const flags = args.filter((a) => a.startsWith("--max-"));
     expect(flags).toEqual([...READER_NODE_FLAGS]);
+    // the heap limit the stage table checks its worst case against
+    expect(flags).toContain(`--max-old-space-size=${READER_HEAP_MB}`);
   });
 });

@@ -26,7 +26,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
  * memory flat under a backlog (docs/benchmarks.md). WAF_READER_NODE_FLAGS replaces them locally,
  * for measuring others.
  */
-export const READER_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=192"] as const;
+export const READER_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=768"] as const;
 
 function readerNodeFlags(): string[] {
   const custom = process.env.WAF_READER_NODE_FLAGS;

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   MAX_ESCAPE_FACTOR,
   REQUEST_OVERHEAD_BYTES,
+  requestBytes,
   requestPayload,
   type StreamRecord,
   serialiseRecord,
@@ -54,6 +55,15 @@ describe("requestPayload", () => {
     expect(JSON.parse(requestPayload([], REQUEST_OVERHEAD_BYTES).toString())).toEqual({
       records: [],
     });
+  });
+
+  it("counts what it writes: requestBytes of the parts' lengths", () => {
+    const parts = ["a", "bc", "def"].map((data, i) =>
+      serialiseRecord({ id: `${i}-0`, data, deliveryCount: 1 }),
+    );
+    const bytes = requestBytes(parts.map((p) => p.length));
+    expect(requestPayload(parts, bytes).length).toBe(bytes);
+    expect(requestBytes([])).toBe(REQUEST_OVERHEAD_BYTES);
   });
 
   it("refuses a miscounted size instead of sending a cut or padded body", () => {

@@ -73,6 +73,13 @@ export function serialiseRecord(r: StreamRecord): string {
   return `{"id":"${r.id}","data":${data},"deliveryCount":${r.deliveryCount}${origin}${shard}}`;
 }
 
+/** The size of a {@link requestPayload} body whose parts have these lengths. */
+export function requestBytes(partLengths: readonly number[]): number {
+  let bytes = REQUEST_OVERHEAD_BYTES + Math.max(0, partLengths.length - 1);
+  for (const n of partLengths) bytes += n;
+  return bytes;
+}
+
 const COMMA = 0x2c;
 
 /**
@@ -109,5 +116,8 @@ export const MAX_REQUEST_BYTES = 5_500_000;
  */
 export const MAX_ESCAPE_FACTOR = 6;
 
-/** An entry's fields around its data: id, originId, delivery count, shard, quotes, comma. */
-export const RECORD_OVERHEAD_BYTES = 128;
+/**
+ * An entry's fields around its data at their longest: two 41-character IDs (id, originId), the
+ * delivery count, the shard, the quotes and the comma (~153 bytes).
+ */
+export const RECORD_OVERHEAD_BYTES = 160;

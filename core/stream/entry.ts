@@ -23,14 +23,18 @@ export const ORIGIN_FIELD = "origin_id";
 export interface InputRecord {
   /** The record's text; undefined when the entry has no such field (or was deleted). */
   data: string | undefined;
-  /** The entry a redriven record first arrived as. */
+  /**
+   * The entry a redriven record first arrived as. A producer can write the field too: anything
+   * but a stream entry ID (`<ms>-<seq>`) is ignored, so it stays small and plain.
+   */
   originId: string | undefined;
 }
 
 export function inputRecord(entry: StreamEntry, recordField: string): InputRecord {
+  const origin = fieldValue(entry.fields, ORIGIN_FIELD);
   return {
     data: fieldValue(entry.fields, recordField),
-    originId: fieldValue(entry.fields, ORIGIN_FIELD),
+    originId: origin !== undefined && parseStreamId(origin) ? origin : undefined,
   };
 }
 

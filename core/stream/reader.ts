@@ -15,6 +15,7 @@ import { type Clock, sleep, systemClock } from "../lib/time.ts";
 import {
   MAX_REQUEST_BYTES,
   REQUEST_OVERHEAD_BYTES,
+  requestBytes,
   requestPayload,
   type ScoreResponse,
   type StreamRecord,
@@ -464,6 +465,10 @@ export class StreamReader {
       const part = serialiseRecord(toRecord(e, this.shard));
       const size = current.parts.length > 0 ? part.length + 1 : part.length;
       if (current.entries.length > 0 && current.bytes + size > this.o.maxBatchBytes) {
+        // Only the first batch keeps its serialised records: the others wait for a slot and
+        // are serialised again when they get one, so a read of large records never holds more
+        // than two batches' bodies at once (the reader's heap is bounded: infra/stages.ts).
+        if (batches.length > 0) current.parts = [];
         batches.push(current);
         current = { entries: [e], parts: [part], bytes: REQUEST_OVERHEAD_BYTES + part.length };
         continue;
@@ -472,7 +477,10 @@ export class StreamReader {
       current.parts.push(part);
       current.bytes += size;
     }
-    if (current.entries.length > 0) batches.push(current);
+    if (current.entries.length > 0) {
+      if (batches.length > 0) current.parts = [];
+      batches.push(current);
+    }
 
     let slotUsed = false;
     if (invalid.length > 0) {
@@ -496,12 +504,10 @@ export class StreamReader {
   private async runBatch(batch: Batch): Promise<void> {
     const { entries } = batch;
     try {
-      const payload = requestPayload(batch.parts, batch.bytes);
-      batch.parts.length = 0;
       this.stats_.invocations++;
       let response: ScoreResponse;
       try {
-        response = await this.o.invoker.invoke(payload);
+        response = await this.o.invoker.invoke(this.payloadOf(batch));
       } catch (err) {
         this.stats_.invocationErrors++;
         await this.apply(this.onInvocationError(entries, err));
@@ -515,6 +521,20 @@ export class StreamReader {
     } finally {
       this.slots.release();
     }
+  }
+
+  /**
+   * The batch's request body; its serialised records are let go once written (only the bytes
+   * stay in flight). A batch that waited for its slot is serialised now (see dispatch).
+   */
+  private payloadOf(batch: Batch): Buffer {
+    const fresh = batch.parts.length === 0;
+    const parts = fresh
+      ? batch.entries.map((e) => serialiseRecord(toRecord(e, this.shard)))
+      : batch.parts;
+    const bytes = fresh ? requestBytes(parts.map((p) => p.length)) : batch.bytes;
+    batch.parts = [];
+    return requestPayload(parts, bytes);
   }
 
   private onInvocationError(entries: Held[], err: unknown): Action<Held>[] {

@@ -5,10 +5,12 @@
  * SIGTERM/SIGINT, drains, exits 0.
  */
 import { hostname } from "node:os";
+import { getHeapStatistics } from "node:v8";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { ConfigError } from "../../core/config.ts";
 import { Limiter } from "../../core/lib/limiter.ts";
 import { closeClients } from "../../core/lib/redis.ts";
+import { MAX_REQUEST_BYTES } from "../../core/stream/contract.ts";
 import { streamNames } from "../../core/stream/keys.ts";
 import { type ReaderStats, StreamReader } from "../../core/stream/reader.ts";
 import { RedisStream } from "../../core/stream/redis-stream.ts";
@@ -153,6 +155,20 @@ async function main(): Promise<void> {
     consumer,
     host: hostname(),
   });
+  // What this configuration could make the reader hold at once (infra/stages.ts checks the
+  // deployed stages; here a local or hand-made configuration gets told).
+  const worst =
+    (config.MAX_IN_FLIGHT + config.STREAM_SHARDS) *
+      (config.BATCH_SIZE * config.MAX_RECORD_BYTES * 2 + 2 * MAX_REQUEST_BYTES) +
+    64 * 2 ** 20;
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  if (worst > heapLimit) {
+    logger.warn("a burst of records at MAX_RECORD_BYTES could exhaust the reader's heap", {
+      worst_case_mb: Math.ceil(worst / 2 ** 20),
+      heap_limit_mb: Math.floor(heapLimit / 2 ** 20),
+      fix: "lower BATCH_SIZE or MAX_RECORD_BYTES (or MAX_IN_FLIGHT)",
+    });
+  }
   const statsEvery = setInterval(
     () => logger.debug("reader stats", { ...totals(readers) }),
     60_000,
