@@ -92,27 +92,27 @@ export interface BenchmarkInputs {
  */
 export const BENCHMARK: BenchmarkInputs = {
   readerCpuUsPerRecord: {
-    value: 42,
+    value: 34,
     unit: "µs",
-    from: "`reader_cpu_us_per_record`, median of three `npm run bench -- --json` runs on 2026-12-01 (40, 42, 53) at production's batch 1000, single node (docs/benchmarks.md)",
+    from: "`reader_cpu_us_per_record`, median of three `npm run bench -- --json` runs on 2026-12-01 (34, 34, 43) at production's batch 1000, single node (docs/benchmarks.md)",
     placeholder: false,
   },
   recordsPerSecondPerShard: {
-    value: 20_000,
+    value: 24_900,
     unit: "records/s",
-    from: "one primary's XADD and XREADGROUP/XACK ceilings combined, 1 / (1/25,031 + 1/111,724), medians of the same runs (`xadd_pipelined_records_per_s`, `redis_ceiling_records_per_s`); the cluster phase's per-shard figure (2,836) is bound by the one local runtime, not by Redis",
+    from: "one primary's XADD and XREADGROUP/XACK ceilings combined, 1 / (1/30,827 + 1/129,838), medians of the same runs (`xadd_pipelined_records_per_s`, `redis_ceiling_records_per_s`); the cluster phase's per-shard figure (3,287) is bound by the one local runtime, not by Redis",
     placeholder: false,
   },
   scorerMsPerBatch: {
-    value: 42,
+    value: 43,
     unit: "ms",
-    from: "locally `scorer_batch_ms_alone_mean` at batch 1000 (42 ms, median of the same runs) is the floor without InfluxDB's network round trip; a deployed stage's Scorer duration p50 (dashboard) replaces it",
+    from: "locally `scorer_batch_ms_alone_mean` at batch 1000 (42.6 ms, median of the same runs) is the floor without InfluxDB's network round trip; a deployed stage's Scorer duration p50 (dashboard) replaces it",
     placeholder: true,
   },
   alertInvocationsPerMillionRecords: {
-    value: 628,
+    value: 548,
     unit: "per 1M records",
-    from: "`lambda_requests_per_million` − 1,000,000 / batch size (1,628 − 1,000, median of the same runs; the bench's mix has one critical record in nine)",
+    from: "`lambda_requests_per_million` − 1,000,000 / batch size (1,548 − 1,000, median of the same runs; the bench's mix has one critical record in nine)",
     placeholder: false,
   },
   alerterMsPerInvocation: {
