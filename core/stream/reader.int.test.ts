@@ -118,11 +118,16 @@ function freshKeys(): Keys {
 
 type ReaderOverrides = Partial<Omit<ReaderOptions, "stream" | "invoker">> & { consumer?: string };
 
-function newReader(keys: Keys, invoker: ScorerInvoker, o: ReaderOverrides = {}): StreamReader {
-  const redis = new Redis(service.url);
-  const blockingRedis = new Redis(service.url);
+/** A reader of `keys` through these two clients, with the tests' short timings. */
+function readerOn(
+  redis: Redis,
+  blockingRedis: Redis,
+  keys: Keys,
+  invoker: ScorerInvoker,
+  o: ReaderOverrides = {},
+): StreamReader {
   const { consumer = "reader-1", ...rest } = o;
-  const reader = new StreamReader({
+  return new StreamReader({
     stream: new RedisStream({
       redis,
       blocking: blockingRedis,
@@ -145,6 +150,12 @@ function newReader(keys: Keys, invoker: ScorerInvoker, o: ReaderOverrides = {}):
     blockMs: 50,
     ...rest,
   });
+}
+
+function newReader(keys: Keys, invoker: ScorerInvoker, o: ReaderOverrides = {}): StreamReader {
+  const redis = new Redis(service.url);
+  const blockingRedis = new Redis(service.url);
+  const reader = readerOn(redis, blockingRedis, keys, invoker, o);
   cleanups.push(async () => {
     await reader.stop();
     await Promise.all([redis.quit(), blockingRedis.quit()]);
@@ -541,28 +552,12 @@ describe("StreamReader against a real Redis", () => {
       redis.disconnect();
       blockingRedis.disconnect();
     });
-    const keys = freshKeys();
-    const reader = new StreamReader({
-      stream: new RedisStream({
-        redis,
-        blocking: blockingRedis,
-        key: keys.stream,
-        group: keys.group,
-        consumer: "reader-1",
-      }),
-      invoker: new ScriptedScorer(async () => DONE),
-      logger: silentLogger,
-      field: "event",
-      batchSize: 10,
-      batchWindowMs: 10,
-      maxInFlight: 2,
-      maxRetries: 3,
-      maxRecordBytes: 1_048_576,
-      dlqKey: keys.dlq,
-      dlqMaxLen: 10_000,
-      claimIdleMs: 1000,
-      blockMs: 50,
-    });
+    const reader = readerOn(
+      redis,
+      blockingRedis,
+      freshKeys(),
+      new ScriptedScorer(async () => DONE),
+    );
     await reader.start();
     await gone.stop();
     // Blocked reads now wait in the client's offline queue for a Redis that never returns.
