@@ -3,7 +3,7 @@
  * start-up failure naming Redis, the health endpoint, a clean stop on SIGTERM, the checkpoint
  * lock.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningService, startRedis } from "../local/services.ts";
 import { corpusLines } from "../test/fixtures/records.ts";
+import { spawnWatched } from "../test/process.ts";
 import { until } from "../test/wait.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -24,20 +25,11 @@ interface Proc {
 }
 
 function waf(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ["bin/waf.js", ...args], {
+  const p = spawnWatched(process.execPath, ["bin/waf.js", ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  return { child, out: () => out, exit };
+  return { child: p.child, out: p.output, exit: p.closed };
 }
 
 /** The JSON log lines printed so far, parsed. */

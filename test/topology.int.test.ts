@@ -6,7 +6,6 @@
  * rewritten point, so a count is exact), one alert per critical record, one dead-letter entry
  * per invalid record, nothing pending.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +25,7 @@ import {
 } from "../local/services.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { envelope } from "./fixtures/records.ts";
+import { spawnWatched, type Watched } from "./process.ts";
 import { influxRows } from "./readback.ts";
 import { until } from "./wait.ts";
 
@@ -96,6 +96,23 @@ async function outcomes(redis: RedisClient, names: StreamNames, influxUrl: strin
   return { points, alerts: alerts.filter((a) => a.kind !== "campaign"), dlq: dlq.length, entryIds };
 }
 
+/**
+ * Exactly once: one point per valid record, one alert per critical record, one DLQ entry per
+ * invalid record and no entry dead-lettered twice.
+ */
+async function expectEachOnce(
+  redis: RedisClient,
+  names: StreamNames,
+  influxUrl: string,
+  batch: ReturnType<typeof records>,
+) {
+  const o = await outcomes(redis, names, influxUrl);
+  expect(o.points).toBe(batch.valid);
+  expect(o.alerts.map((a) => a.tx_id).sort()).toEqual([...batch.critical].sort());
+  expect(o.dlq).toBe(batch.invalid);
+  expect(new Set(o.entryIds).size).toBe(batch.invalid);
+}
+
 type Topology = "cluster" | "single";
 
 describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", (topology) => {
@@ -104,7 +121,7 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
   let stack: Stack | undefined;
   const clients: RedisClient[] = [];
   /** `npm start` groups still running when a test ends early (a failed wait): killed here. */
-  const groups: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
+  const groups: Watched[] = [];
   afterEach(async () => {
     for (const g of groups.splice(0)) {
       if (g.child.exitCode === null && g.child.signalCode === null) {
@@ -163,11 +180,7 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
     await second.stop("SIGKILL");
     expect((await sending).sent).toBe(630);
     await settled(redis, names, 630);
-    const o = await outcomes(redis, names, influxUrl);
-    expect(o.points).toBe(batch.valid);
-    expect(o.alerts.map((a) => a.tx_id).sort()).toEqual([...batch.critical].sort());
-    expect(o.dlq).toBe(batch.invalid);
-    expect(new Set(o.entryIds).size).toBe(batch.invalid);
+    await expectEachOnce(redis, names, influxUrl, batch);
     // Every shard got records: the producer spread them.
     const s = await shardedStatus(redis, names);
     expect(s.shards.every((x) => x.length > 0)).toBe(true);
@@ -177,7 +190,7 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
     const { redis, names, influxUrl } = await services();
     const logDir = mkdtempSync(join(tmpdir(), `waf-topology-start-${topology}-`));
     const npmStart = () => {
-      const child = spawn(
+      const started = spawnWatched(
         process.execPath,
         ["--import", "tsx", "local/start.ts", "--view-port", "0"],
         {
@@ -192,19 +205,10 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
             CONSUMER_NAME: "local-reader",
           },
           detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
         },
       );
-      let out = "";
-      child.stdout?.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      child.stderr?.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
-      groups.push({ child, exited });
-      return { child, exited, output: () => out };
+      groups.push(started);
+      return started;
     };
     const first = npmStart();
     await until(
@@ -234,11 +238,7 @@ describe.each<Topology>(["cluster", "single"])("STREAM_SHARDS=3 on a %s Redis", 
         60_000,
       );
       await settled(redis, names, 630);
-      const o = await outcomes(redis, names, influxUrl);
-      expect(o.points).toBe(batch.valid);
-      expect(o.alerts.map((a) => a.tx_id).sort()).toEqual([...batch.critical].sort());
-      expect(o.dlq).toBe(batch.invalid);
-      expect(new Set(o.entryIds).size).toBe(batch.invalid);
+      await expectEachOnce(redis, names, influxUrl, batch);
     } finally {
       process.kill(-(again.child.pid as number), "SIGINT");
       await again.exited;
