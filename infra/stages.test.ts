@@ -77,6 +77,12 @@ describe("the stage table", () => {
     expect(MAX_ESCAPE_FACTOR).toBe(contract.MAX_ESCAPE_FACTOR);
     expect(RECORD_OVERHEAD_BYTES).toBe(contract.RECORD_OVERHEAD_BYTES);
     expect(REQUEST_OVERHEAD_BYTES).toBe(contract.REQUEST_OVERHEAD_BYTES);
+    for (const stage of EVERY_STAGE) {
+      const { reader, stream } = resolveStage(stage);
+      expect(readerWorstHeapBytes(resolveStage(stage))).toBe(
+        contract.readerWorstHeapBytes({ ...reader, shards: stream.shards }),
+      );
+    }
   });
 
   it.each(EVERY_STAGE)("lets one %s record at its worst travel alone below 6 MB", (stage) => {

@@ -528,16 +528,13 @@ export function maxRecordPayloadBytes(cfg: StageConfig): number {
  * (docs/benchmarks.md); this one leaves room for the worst case below.
  */
 export const READER_HEAP_MB = 768;
-/** What a reader holds besides its batches (code, clients, buffers): ~80 MB RSS when idle. */
+/**
+ * The most heap a reader of `cfg` can need: core/stream/contract.ts `readerWorstHeapBytes`,
+ * repeated here with its 64 MiB base because infra imports nothing from core (stages.test.ts
+ * checks the two agree on every stage).
+ */
 export const READER_BASE_HEAP_BYTES = 64 * 2 ** 20;
 
-/**
- * The most heap the reader can need: every read it may hold at once (one per dispatch slot,
- * one read ahead per shard), each of `batchSize` records at `maxRecordBytes` (×2: a JS string
- * of mostly ASCII with one wider character takes two bytes a character), plus two request
- * bodies (the batch being written and the one being cut; core/stream/reader.ts serialises a
- * waiting batch only once it has a slot).
- */
 export function readerWorstHeapBytes(cfg: StageConfig): number {
   const reads = cfg.reader.maxInFlight + cfg.stream.shards;
   const perRead = cfg.reader.batchSize * cfg.reader.maxRecordBytes * 2 + 2 * MAX_REQUEST_BYTES;

@@ -121,3 +121,23 @@ export const MAX_ESCAPE_FACTOR = 6;
  * delivery count, the shard, the quotes and the comma (~153 bytes).
  */
 export const RECORD_OVERHEAD_BYTES = 160;
+
+/** What a reader holds besides its batches (code, clients, buffers): ~80 MB RSS when idle. */
+export const READER_BASE_HEAP_BYTES = 64 * 2 ** 20;
+
+/**
+ * The most heap a reader can need: every read it may hold at once (one per dispatch slot, one
+ * read ahead per shard), each of `batchSize` records at `maxRecordBytes` (×2: a JS string of
+ * mostly ASCII with one wider character takes two bytes a character), plus two request bodies
+ * (the batch being written and the one being cut: a waiting batch is serialised only once it has
+ * a slot). infra/stages.ts checks every stage against the reader's heap limit with it.
+ */
+export function readerWorstHeapBytes(o: {
+  maxInFlight: number;
+  shards: number;
+  batchSize: number;
+  maxRecordBytes: number;
+}): number {
+  const perRead = o.batchSize * o.maxRecordBytes * 2 + 2 * MAX_REQUEST_BYTES;
+  return (o.maxInFlight + o.shards) * perRead + READER_BASE_HEAP_BYTES;
+}

@@ -443,6 +443,13 @@ export class StreamReader {
     const invalid: Action<Held>[] = [];
     const batches: Batch[] = [];
     let current: Batch = { entries: [], parts: [], bytes: REQUEST_OVERHEAD_BYTES };
+    // Only the first batch keeps its serialised records: the others wait for a slot and are
+    // serialised again when they get one, so a read of large records never holds more than two
+    // batches' bodies at once (readerWorstHeapBytes, checked by infra/stages.ts).
+    const close = (b: Batch) => {
+      if (batches.length > 0) b.parts = [];
+      batches.push(b);
+    };
     for (const e of entries) {
       if (e.data === undefined) {
         invalid.push(this.policy.invalid(e, `entry has no "${this.o.field}" field`));
@@ -465,11 +472,7 @@ export class StreamReader {
       const part = serialiseRecord(toRecord(e, this.shard));
       const size = current.parts.length > 0 ? part.length + 1 : part.length;
       if (current.entries.length > 0 && current.bytes + size > this.o.maxBatchBytes) {
-        // Only the first batch keeps its serialised records: the others wait for a slot and
-        // are serialised again when they get one, so a read of large records never holds more
-        // than two batches' bodies at once (the reader's heap is bounded: infra/stages.ts).
-        if (batches.length > 0) current.parts = [];
-        batches.push(current);
+        close(current);
         current = { entries: [e], parts: [part], bytes: REQUEST_OVERHEAD_BYTES + part.length };
         continue;
       }
@@ -477,10 +480,7 @@ export class StreamReader {
       current.parts.push(part);
       current.bytes += size;
     }
-    if (current.entries.length > 0) {
-      if (batches.length > 0) current.parts = [];
-      batches.push(current);
-    }
+    if (current.entries.length > 0) close(current);
 
     let slotUsed = false;
     if (invalid.length > 0) {

@@ -10,7 +10,7 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { ConfigError } from "../../core/config.ts";
 import { Limiter } from "../../core/lib/limiter.ts";
 import { closeClients } from "../../core/lib/redis.ts";
-import { MAX_REQUEST_BYTES } from "../../core/stream/contract.ts";
+import { readerWorstHeapBytes } from "../../core/stream/contract.ts";
 import { streamNames } from "../../core/stream/keys.ts";
 import { type ReaderStats, StreamReader } from "../../core/stream/reader.ts";
 import { RedisStream } from "../../core/stream/redis-stream.ts";
@@ -157,10 +157,12 @@ async function main(): Promise<void> {
   });
   // What this configuration could make the reader hold at once (infra/stages.ts checks the
   // deployed stages; here a local or hand-made configuration gets told).
-  const worst =
-    (config.MAX_IN_FLIGHT + config.STREAM_SHARDS) *
-      (config.BATCH_SIZE * config.MAX_RECORD_BYTES * 2 + 2 * MAX_REQUEST_BYTES) +
-    64 * 2 ** 20;
+  const worst = readerWorstHeapBytes({
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shards: config.STREAM_SHARDS,
+    batchSize: config.BATCH_SIZE,
+    maxRecordBytes: config.MAX_RECORD_BYTES,
+  });
   const heapLimit = getHeapStatistics().heap_size_limit;
   if (worst > heapLimit) {
     logger.warn("a burst of records at MAX_RECORD_BYTES could exhaust the reader's heap", {
