@@ -528,13 +528,14 @@ export function maxRecordPayloadBytes(cfg: StageConfig): number {
  * (docs/benchmarks.md); this one leaves room for the worst case below.
  */
 export const READER_HEAP_MB = 768;
-/**
- * The most heap a reader of `cfg` can need: core/stream/contract.ts `readerWorstHeapBytes`,
- * repeated here with its 64 MiB base because infra imports nothing from core (stages.test.ts
- * checks the two agree on every stage).
- */
+/** What a reader holds besides its batches (code, clients, buffers). */
 export const READER_BASE_HEAP_BYTES = 64 * 2 ** 20;
 
+/**
+ * The most heap a reader of `cfg` can need: core/stream/contract.ts `readerWorstHeapBytes`,
+ * repeated here because infra imports nothing from core (stages.test.ts checks the two agree
+ * on every stage).
+ */
 export function readerWorstHeapBytes(cfg: StageConfig): number {
   const reads = cfg.reader.maxInFlight + cfg.stream.shards;
   const perRead = cfg.reader.batchSize * cfg.reader.maxRecordBytes * 2 + 2 * MAX_REQUEST_BYTES;
