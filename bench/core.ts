@@ -19,15 +19,25 @@ export interface CoreResult {
   core_sample_mean_bytes: number;
 }
 
+/** A short malicious list and an allowlist, as a production stage would run with. */
+const MALICIOUS = ["198.51.100.140", "203.0.113.0/25", "2001:db8:bad::/48", "192.0.2.66"];
+const ALLOWLIST = ["10.0.0.0/8", "203.0.113.200"];
+
+/** The same lists and record limit as the environment of the pipeline's processes. */
+export function benchScorerEnv(maxRecordBytes: number): Record<string, string> {
+  return {
+    MALICIOUS_IPS: MALICIOUS.join(","),
+    ALLOWLIST_IPS: ALLOWLIST.join(","),
+    MAX_RECORD_BYTES: String(maxRecordBytes),
+  };
+}
+
 /** The settings a production stage runs with: a short malicious list and an allowlist. */
 export function benchSettings(): ScorerSettings {
   return {
     maxRecordBytes: 32 * 1024,
     scoring: DEFAULT_SCORING,
-    reputation: Reputation.fromLists({
-      malicious: ["198.51.100.140", "203.0.113.0/25", "2001:db8:bad::/48", "192.0.2.66"],
-      allowlist: ["10.0.0.0/8", "203.0.113.200"],
-    }),
+    reputation: Reputation.fromLists({ malicious: MALICIOUS, allowlist: ALLOWLIST }),
     privacy: { ipMasking: "off", ipHashKey: undefined },
     campaigns: { windowSeconds: 300, minEvents: 20 },
   };

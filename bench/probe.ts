@@ -11,6 +11,7 @@ import { Redis } from "ioredis";
 import { resolveStage } from "../infra/stages.ts";
 import { startRedis, startVictoriaMetrics } from "../local/services.ts";
 import { startStack } from "../local/stack.ts";
+import { benchScorerEnv } from "./core.ts";
 import { CpuMeter, progress, RssSampler } from "./measure.ts";
 import { drain, groupInfo } from "./pipeline.ts";
 import { recordMix } from "./records.ts";
@@ -35,9 +36,7 @@ const stack = await startStack({
   readerBundle: true,
   logDir,
   env: {
-    MALICIOUS_IPS: "198.51.100.140,203.0.113.0/25,2001:db8:bad::/48,192.0.2.66",
-    ALLOWLIST_IPS: "10.0.0.0/8,203.0.113.200",
-    MAX_RECORD_BYTES: String(stage.reader.maxRecordBytes),
+    ...benchScorerEnv(stage.reader.maxRecordBytes),
     BATCH_SIZE: String(batchSize),
     BATCH_WINDOW_MS: String(stage.reader.batchWindowMs),
     MAX_IN_FLIGHT: String(stage.reader.maxInFlight),

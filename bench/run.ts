@@ -20,7 +20,7 @@ import { Redis } from "ioredis";
 import { resolveStage } from "../infra/stages.ts";
 import { type RunningService, startRedis, startVictoriaMetrics } from "../local/services.ts";
 import { type ClusterBenchResult, measureCluster } from "./cluster.ts";
-import { measureCore, round3 } from "./core.ts";
+import { benchScorerEnv, measureCore, round3 } from "./core.ts";
 import { costModel, PRICING } from "./cost.ts";
 import { percentile, progress, round1 } from "./measure.ts";
 import { runPipeline } from "./pipeline.ts";
@@ -146,11 +146,7 @@ async function main(): Promise<void> {
     const r = redisServer;
     const v = vm;
     // What every process of the pipeline runs with (the scorer's lists, the record size limit).
-    const scorerEnv = {
-      MALICIOUS_IPS: "198.51.100.140,203.0.113.0/25,2001:db8:bad::/48,192.0.2.66",
-      ALLOWLIST_IPS: "10.0.0.0/8,203.0.113.200",
-      MAX_RECORD_BYTES: String(stage.reader.maxRecordBytes),
-    };
+    const scorerEnv = benchScorerEnv(stage.reader.maxRecordBytes);
     const pipeline = await runPipeline({
       redisUrl: r.url,
       vmUrl: v.url,
