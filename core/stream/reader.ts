@@ -29,7 +29,7 @@ import type { StreamPort } from "./redis-stream.ts";
 export interface ScorerInvoker {
   /**
    * Invokes the scoring function synchronously with a serialised `{ records }` body: ASCII
-   * JSON bytes ({@link requestBody}).
+   * JSON bytes ({@link requestPayload}).
    * @throws FunctionInvocationError when the function failed as a whole
    * @throws InvokeUnavailableError when it could not be invoked
    */
@@ -96,7 +96,7 @@ interface Held extends Delivery {
   originId: string | undefined;
 }
 
-/** Entries bound for one invocation, their serialised records and the body's size in bytes. */
+/** Entries bound for one invocation, their serialised records and, while cut, the body's size. */
 interface Batch {
   entries: Held[];
   parts: string[];
@@ -528,13 +528,12 @@ export class StreamReader {
    * stay in flight). A batch that waited for its slot is serialised now (see dispatch).
    */
   private payloadOf(batch: Batch): Buffer {
-    const fresh = batch.parts.length === 0;
-    const parts = fresh
-      ? batch.entries.map((e) => serialiseRecord(toRecord(e, this.shard)))
-      : batch.parts;
-    const bytes = fresh ? requestBytes(parts.map((p) => p.length)) : batch.bytes;
+    const parts =
+      batch.parts.length > 0
+        ? batch.parts
+        : batch.entries.map((e) => serialiseRecord(toRecord(e, this.shard)));
     batch.parts = [];
-    return requestPayload(parts, bytes);
+    return requestPayload(parts, requestBytes(parts.map((p) => p.length)));
   }
 
   private onInvocationError(entries: Held[], err: unknown): Action<Held>[] {
